@@ -1,0 +1,41 @@
+# llmsec-aio: `make run` serves the gateway on its defaults, `make test` runs the whole suite.
+# Everything is set up on demand and idempotently: a virtualenv in .venv, system packages by apt.
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN     = $(VENV)/bin
+STAMP   = $(VENV)/.installed-$(shell cat setup.cfg pyproject.toml | cksum | cut -d' ' -f1)
+CONFIG ?= config.yaml
+# Debian packages the tests drive for real: nginx (auth_request), redis, chromium, wrk.
+SYSTEM_PACKAGES = nginx-light
+
+.PHONY: run test lint typecheck unit install system-deps clean
+
+run: $(STAMP)
+	$(BIN)/llmsec-aio --config $(CONFIG) init
+	exec $(BIN)/llmsec-aio --config $(CONFIG) serve
+
+test: $(STAMP) system-deps
+	$(BIN)/ruff check llmsec_aio tests
+	$(BIN)/mypy
+	$(BIN)/pytest
+
+install: $(STAMP)
+
+$(STAMP): setup.cfg pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	rm -f $(VENV)/.installed-*
+	touch $@
+
+# Installs only what is missing, so a second run costs one `dpkg -s` per package.
+system-deps:
+	@missing=""; for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+clean:
+	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache

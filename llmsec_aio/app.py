@@ -1,0 +1,86 @@
+"""`create_app(config, *, clock)`: the aiohttp application, its middleware, routes and lifecycle."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from aiohttp import web
+
+from . import handlers
+from .config import Config
+from .errors import BadRequest, GatewayError, MethodNotAllowed, NotFound, PayloadTooLarge
+from .handlers import BCRYPT_EXECUTOR, RUNTIME
+from .runtime import Runtime
+from .tokens import Clock
+
+log = logging.getLogger(__name__)
+
+# Form logins carry a username and a password; nothing legitimate is larger.
+MAX_LOGIN_BODY = 16 * 1024
+# One header per few bytes of NGINX's header buffers: never fewer than NGINX lets through.
+MAX_HEADERS = 32768
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+_HTTP_ERRORS: dict[int, type[GatewayError]] = {
+    404: NotFound, 405: MethodNotAllowed, 413: PayloadTooLarge,
+}
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """One JSON error shape for every failure; no traceback ever reaches a client."""
+    try:
+        return await handler(request)
+    except GatewayError as exc:
+        error: GatewayError = exc
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        error = _HTTP_ERRORS.get(exc.status, BadRequest)()
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        error = GatewayError()
+    return web.json_response(error.to_json(), status=error.status,
+                             headers={"Cache-Control": "no-store"})
+
+
+def server_limits(config: Config) -> dict[str, Any]:
+    """aiohttp parser limits, raised to at least what the shipped NGINX config lets through (C31)."""
+    size = config.server.max_header_size
+    return {"max_line_size": size, "max_field_size": size, "max_headers": MAX_HEADERS}
+
+
+def _bcrypt_workers() -> int:
+    # Leave a core for the event loop so validation stays fast while logins saturate the rest.
+    return max(1, (os.cpu_count() or 2) - 1)
+
+
+async def _bcrypt_executor(app: web.Application) -> AsyncIterator[None]:
+    executor = ThreadPoolExecutor(max_workers=_bcrypt_workers(), thread_name_prefix="bcrypt")
+    app[BCRYPT_EXECUTOR] = executor
+    yield
+    executor.shutdown(wait=False, cancel_futures=True)
+
+
+def create_app(config: Config, *, clock: Clock = time.time,
+               runtime: Runtime | None = None) -> web.Application:
+    """Build the gateway. Raises ConfigError (at startup) when keys or users cannot be loaded."""
+    app = web.Application(middlewares=[error_middleware], client_max_size=MAX_LOGIN_BODY)
+    app[RUNTIME] = runtime or Runtime.from_config(config, clock)
+    app.cleanup_ctx.append(_bcrypt_executor)
+    app.router.add_post("/llm/login", handlers.llm_login)
+    app.router.add_get("/login", handlers.login_page)
+    app.router.add_post("/login", handlers.login_form)
+    app.router.add_route("*", "/validate", handlers.validate)
+    app.router.add_get("/.well-known/jwks.json", handlers.jwks)
+    app.router.add_get("/.well-known/openid-configuration", handlers.openid_configuration)
+    app.router.add_get("/healthz", handlers.healthz)
+    return app

@@ -1,0 +1,200 @@
+"""The HTTP endpoints: parse the request, call the domain, answer. No policy lives here."""
+
+from __future__ import annotations
+
+import json
+import logging
+from concurrent.futures import Executor
+from typing import Any
+
+from aiohttp import web
+from multidict import MultiDictProxy
+
+from .config import RoleConfig
+from .errors import AuthenticationError, InvalidToken, LoginMethodNotAllowed
+from .httpauth import MalformedCredentials, basic_credentials, bearer_token, local_redirect
+from .keys import KeyRing
+from .loginpage import render_login_page
+from .passwords import check_password_async
+from .runtime import Runtime, Snapshot
+from .tokens import Claims
+from .users import User
+
+log = logging.getLogger(__name__)
+
+RUNTIME = web.AppKey("runtime", Runtime)
+BCRYPT_EXECUTOR = web.AppKey("bcrypt_executor", Executor)
+
+# /validate reads a JSON body only when it is this small; NGINX's subrequest has none.
+MAX_VALIDATE_BODY = 8192
+NO_STORE = {"Cache-Control": "no-store"}
+BASIC_CHALLENGE = {"WWW-Authenticate": 'Basic realm="llmsec-aio", charset="UTF-8"'}
+BEARER_CHALLENGE = {"WWW-Authenticate": 'Bearer error="invalid_token"'}
+
+
+def json_error(exc: AuthenticationError | InvalidToken | LoginMethodNotAllowed,
+               headers: dict[str, str] | None = None) -> web.Response:
+    return web.json_response(exc.to_json(), status=exc.status, headers={**NO_STORE, **(headers or {})})
+
+
+async def authenticate(request: web.Request, snap: Snapshot, username: str | None,
+                       password: str | None, method: str) -> tuple[User, RoleConfig]:
+    """Check credentials with one bcrypt run whatever the cause of failure (no enumeration)."""
+    user = snap.users.get(username) if username else None
+    usable = user is not None and not user.disabled and password is not None
+    hashed = user.password_hash if usable and user is not None else snap.dummy_hash
+    ok = await check_password_async(request.app[BCRYPT_EXECUTOR], password or "", hashed)
+    if not (ok and usable and user is not None):
+        log.info("login failed (%s) for %r", method, (username or "")[:64])
+        raise AuthenticationError()
+    role = snap.config.roles[user.role]
+    if method not in role.login:
+        log.info("login refused (%s not allowed for role %s) for %r", method, role.name, user.name)
+        raise LoginMethodNotAllowed()
+    return user, role
+
+
+async def llm_login(request: web.Request) -> web.Response:
+    """POST /llm/login: HTTP Basic in, a JWT out. Query strings and bodies are ignored."""
+    snap = request.app[RUNTIME].current
+    credentials = basic_credentials(request.headers.get("Authorization"))
+    try:
+        if credentials is None:
+            raise AuthenticationError()
+        user, role = await authenticate(request, snap, *credentials, method="basic")
+    except AuthenticationError as exc:
+        return json_error(exc, BASIC_CHALLENGE)
+    except LoginMethodNotAllowed as exc:
+        return json_error(exc)
+    issued = snap.tokens.issue(user.name, role.name, role.ttl)
+    log.info("token issued to %r role %s kid %s", user.name, role.name, issued.claims.kid)
+    body = {
+        "token": issued.token, "access_token": issued.token, "token_type": "Bearer",
+        "expires_in": issued.expires_in, "expires_at": int(issued.claims.exp),
+    }
+    return web.json_response(body, headers=NO_STORE)
+
+
+def _single(form: MultiDictProxy[Any], name: str) -> str | None:
+    """A form field sent exactly once as text; anything else counts as absent."""
+    values = form.getall(name, [])
+    return values[0] if len(values) == 1 and isinstance(values[0], str) else None
+
+
+async def login_page(request: web.Request) -> web.Response:
+    """GET /login: the form, remembering where to go afterwards."""
+    rd = request.query.get("rd") or request.query.get("next") or "/"
+    return render_login_page(rd=local_redirect(rd))
+
+
+async def login_form(request: web.Request) -> web.Response:
+    """POST /login: check the form, set the cookie, 303 to a local `rd` (or `next`)."""
+    snap = request.app[RUNTIME].current
+    form = await request.post()
+    username, password = _single(form, "username"), _single(form, "password")
+    rd = local_redirect(_single(form, "rd") or _single(form, "next")
+                        or request.query.get("rd") or request.query.get("next"))
+    try:
+        user, role = await authenticate(request, snap, username, password, method="form")
+    except (AuthenticationError, LoginMethodNotAllowed):
+        # The same page for every failure, including a role that may not use the form.
+        return render_login_page(rd=rd, username=username or "",
+                                 error="Invalid username or password.", status=401)
+    issued = snap.tokens.issue(user.name, role.name, role.ttl)
+    log.info("session issued to %r role %s kid %s", user.name, role.name, issued.claims.kid)
+    response = web.Response(status=303, headers={"Location": rd, **NO_STORE})
+    cookie = snap.config.cookie
+    response.set_cookie(
+        cookie.name, issued.token, max_age=role.ttl, path="/", domain=cookie.domain,
+        secure=cookie.secure, httponly=True, samesite=cookie.samesite,
+    )
+    return response
+
+
+async def _token_from(request: web.Request, cookie_name: str) -> str | None:
+    """Bearer header, then the cookie, then a small JSON body {"token": ...}."""
+    token = bearer_token(request.headers.get("Authorization"))
+    if token is not None:
+        return token
+    token = request.cookies.get(cookie_name)
+    if token:
+        return token
+    length = request.content_length
+    if not request.body_exists or length is None or length > MAX_VALIDATE_BODY:
+        return None
+    try:
+        body = json.loads(await request.read())
+    except (ValueError, RecursionError):
+        return None
+    value = body.get("token") if isinstance(body, dict) else None
+    return value if isinstance(value, str) and value else None
+
+
+def _identity_headers(claims: Claims) -> dict[str, str]:
+    return {
+        "X-Auth-Request-User": claims.sub,
+        "X-Auth-Request-Role": claims.role,
+        "X-Auth-Request-Expires": str(int(claims.exp)),
+        **NO_STORE,
+    }
+
+
+async def validate(request: web.Request) -> web.Response:
+    """Any method /validate: NGINX's auth_request target. Answers 200 or 401, nothing else."""
+    runtime = request.app[RUNTIME]
+    snap = runtime.current
+    try:
+        token = await _token_from(request, snap.config.cookie.name)
+        if token is None:
+            raise InvalidToken("missing")
+        claims = await runtime.cache.get(token)
+        if claims is None:
+            claims = snap.tokens.verify(token)
+            await runtime.cache.put(token, claims)
+        user = snap.users.get(claims.sub)
+        if user is None or user.disabled or user.role != claims.role:
+            raise InvalidToken("unknown_user")
+        return web.Response(headers=_identity_headers(claims))
+    except (InvalidToken, MalformedCredentials) as exc:
+        reason = exc.reason if isinstance(exc, InvalidToken) else "malformed"
+        log.debug("validate: 401 (%s)", reason)
+    except Exception:
+        # Fail closed: NGINX would turn a 5xx into a 500 for the client, and a 2xx would let it in.
+        log.exception("validate: unexpected error, answering 401")
+    return json_error(InvalidToken(), BEARER_CHALLENGE)
+
+
+def _jwks_response(request: web.Request, keyring: KeyRing, max_age: int) -> web.Response:
+    headers = {"ETag": keyring.etag, "Cache-Control": f"public, max-age={max_age}"}
+    if keyring.etag in request.headers.get("If-None-Match", ""):
+        return web.Response(status=304, headers=headers)
+    return web.Response(body=keyring.jwks_body, content_type="application/json", headers=headers)
+
+
+async def jwks(request: web.Request) -> web.Response:
+    """GET /.well-known/jwks.json: public keys only, so downstream services verify locally."""
+    snap = request.app[RUNTIME].current
+    return _jwks_response(request, snap.keyring, snap.config.keys.jwks_max_age)
+
+
+async def openid_configuration(request: web.Request) -> web.Response:
+    """GET /.well-known/openid-configuration: where the keys are and what signs."""
+    snap = request.app[RUNTIME].current
+    issuer = snap.config.issuer.rstrip("/")
+    algs = sorted({k.alg for k in snap.keyring.keys.values()})
+    body = {
+        "issuer": snap.config.issuer,
+        "jwks_uri": f"{issuer}/.well-known/jwks.json",
+        "token_endpoint": f"{issuer}/llm/login",
+        "token_endpoint_auth_methods_supported": ["client_secret_basic"],
+        "response_types_supported": ["token"],
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": algs,
+        "claims_supported": ["iss", "aud", "sub", "client_id", "role", "iat", "nbf", "exp", "jti"],
+    }
+    max_age = snap.config.keys.jwks_max_age
+    return web.json_response(body, headers={"Cache-Control": f"public, max-age={max_age}"})
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"}, headers=NO_STORE)

@@ -1,0 +1,78 @@
+"""Shared fixtures: a temp deployment with two keys and the PUBLIC.md users, an injected clock,
+and a pytest-aiohttp client of the real `create_app`."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import pytest
+from aiohttp.test_utils import TestClient
+from aiohttp.web import Application, Request
+from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
+from pytest_aiohttp import AiohttpClient
+
+from llmsec_aio.app import create_app, server_limits
+from tests.support.deployment import Deployment, FakeClock, make_deployment
+
+Client = TestClient[Request, Application]
+MakeClient = Callable[..., Awaitable[Client]]
+
+
+@pytest.fixture(scope="session")
+def rsa_key() -> rsa.RSAPrivateKey:
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+@pytest.fixture(scope="session")
+def ed_key() -> ed25519.Ed25519PrivateKey:
+    return ed25519.Ed25519PrivateKey.generate()
+
+
+@pytest.fixture
+def deployment(tmp_path: Path, rsa_key: rsa.RSAPrivateKey,
+               ed_key: ed25519.Ed25519PrivateKey) -> Deployment:
+    return make_deployment(tmp_path, rsa_key, ed_key)
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def make_client(aiohttp_client: AiohttpClient, deployment: Deployment,
+                clock: FakeClock) -> MakeClient:
+    """Start the real app for `deployment` (re-read from disk) on a loopback port."""
+
+    async def start(dep: Deployment | None = None) -> Client:
+        config = (dep or deployment).config()
+        app: Application = create_app(config, clock=clock)
+        return await aiohttp_client(app, server_kwargs=server_limits(config))
+
+    return start
+
+
+@pytest.fixture
+async def client(make_client: MakeClient) -> Client:
+    return await make_client()
+
+
+def basic(user: str, password: str, encoding: str = "utf-8") -> str:
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode(encoding)).decode()
+
+
+async def login(client: Client, user: str = "agent1", password: str = "agent1-pw") -> str:
+    resp = await client.post("/llm/login", headers={"Authorization": basic(user, password)})
+    assert resp.status == 200, await resp.text()
+    token: str = (await resp.json())["token"]
+    return token
+
+
+async def form_login(client: Client, user: str = "web1", password: str = "web1-pw") -> str:
+    resp = await client.post("/login", data={"username": user, "password": password},
+                             allow_redirects=False)
+    assert resp.status == 303, await resp.text()
+    cookie = resp.cookies["auth_token"].value
+    return cookie
