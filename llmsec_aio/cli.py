@@ -235,16 +235,16 @@ def cmd_credentials_generate(args: argparse.Namespace) -> int:
 # ---- wiring ------------------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--config", default=os.environ.get("LLMSEC_CONFIG", "config.yaml"),
+    parser = argparse.ArgumentParser(prog="llmsec-aio", description="Security gateway for self-hosted LLMs.")
+    parser.add_argument("--config", default=os.environ.get("LLMSEC_CONFIG", "config.yaml"),
                         help="path to config.yaml (default: $LLMSEC_CONFIG or ./config.yaml)")
-    parser = argparse.ArgumentParser(prog="llmsec-aio", parents=[common],
-                                     description="Security gateway for self-hosted LLMs.")
+    # Accepted after the subcommand too; SUPPRESS keeps it from resetting a value given before.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", default=argparse.SUPPRESS, help="path to config.yaml")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    Group = argparse._SubParsersAction[argparse.ArgumentParser]
-
-    def add(name: str, func: object, help_: str, into: Group = sub) -> argparse.ArgumentParser:
+    def add(name: str, func: object, help_: str,
+            into: argparse._SubParsersAction[argparse.ArgumentParser] = sub) -> argparse.ArgumentParser:
         p = into.add_parser(name, parents=[common], help=help_, description=help_)
         p.set_defaults(func=func)
         return p

@@ -162,6 +162,8 @@ def _is_bool(v: Any) -> bool:
 
 
 def _apply_env(src: YamlSource, env: Mapping[str, str], problems: list[Problem]) -> None:
+    if src.data is None:
+        src.data = {}
     data = src.data if isinstance(src.data, dict) else None
     for var, dotted in ENV_OVERRIDES.items():
         if var not in env or data is None:
@@ -271,11 +273,12 @@ def _roles(top: _Reader, problems: list[Problem]) -> Mapping[str, RoleConfig]:
             if value is None and needed not in one.data:
                 problems.append(one.src.problem(one.path(needed), "a value", "nothing"))
         one.finish()
-        if prefix is not None and prefix in prefixes:
-            problems.append(one.src.problem(one.path("prefix"), "a prefix used by one role",
-                                            f"the prefix of role {prefixes[prefix]!r}"))
+        if prefix is not None:
+            if prefix in prefixes:
+                problems.append(one.src.problem(one.path("prefix"), "a prefix used by one role",
+                                                f"the prefix of role {prefixes[prefix]!r}"))
+            prefixes.setdefault(prefix, name)
         if prefix is not None and ttl is not None and login is not None:
-            prefixes[prefix] = name
             roles[name] = RoleConfig(name, prefix, ttl, frozenset(login))
     if not r.data:
         problems.append(r.src.problem("roles", "at least one role", "none"))

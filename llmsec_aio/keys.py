@@ -105,7 +105,7 @@ def load_key(path: Path) -> Key:
         raise fail("a PEM private key (Ed25519 or RSA)", "unreadable PEM data") from None
     alg = algorithm_of(private)
     if alg is None:
-        raise fail("an Ed25519 or RSA key", type(private).__name__)
+        raise fail("an Ed25519 or RSA key", f"an {type(private).__name__.removesuffix('PrivateKey')} key")
     if isinstance(private, rsa.RSAPrivateKey) and private.key_size < MIN_RSA_BITS:
         raise fail(f"an RSA key of at least {MIN_RSA_BITS} bits", f"{private.key_size} bits")
     assert isinstance(private, ed25519.Ed25519PrivateKey | rsa.RSAPrivateKey)
