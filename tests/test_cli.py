@@ -27,7 +27,8 @@ def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
     return code, out, err
 
 
-def test_init_creates_key_and_demo_users_once(config_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_init_creates_key_and_demo_users_once(config_path: Path,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(capsys, "--config", str(config_path), "init")
     assert code == 0
     assert "created signing key" in out and "shown only this once" in out
@@ -45,7 +46,8 @@ def test_init_creates_key_and_demo_users_once(config_path: Path, capsys: pytest.
     assert code == 0 and out == ""
 
 
-def test_config_check_reports_problems_with_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_config_check_reports_problems_with_exit_2(tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
     path = tmp_path / "config.yaml"
     path.write_text("server:\n  port: x\n")
     code, _, err = run(capsys, "config", "check", "--config", str(path))
@@ -85,7 +87,8 @@ def test_users_add_reads_stdin(config_path: Path, capsys: pytest.CaptureFixture[
     assert code == 2 and "unknown role 'pilot'" in err
 
 
-def test_users_import_old_env_file(config_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_users_import_old_env_file(config_path: Path, tmp_path: Path,
+                                   capsys: pytest.CaptureFixture[str]) -> None:
     env = tmp_path / ".env.old"
     env.write_text("# old format\nAGNR_one=pw-one\nUSRS_two='pw two'\nXXXX_three=pw\nbroken\n")
     code, out, err = run(capsys, "users", "import", str(env), "--config", str(config_path))
@@ -101,7 +104,8 @@ def test_users_import_old_env_file(config_path: Path, tmp_path: Path, capsys: py
 
 
 def test_credentials_generate(config_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = run(capsys, "credentials", "generate", "--users-per-role", "2", "--config", str(config_path))
+    code, _, _ = run(capsys, "credentials", "generate", "--users-per-role", "2",
+                     "--config", str(config_path))
     assert code == 0
     config = load_config(config_path, env={})
     users = load_users(config.credentials.file, config.roles).users

@@ -89,10 +89,10 @@ def test_relative_paths_resolve_against_the_config_folder(tmp_path: Path) -> Non
 
 
 def test_environment_overrides_host_port_and_paths(tmp_path: Path) -> None:
-    env = {"LLMSEC_HOST": "0.0.0.0", "LLMSEC_PORT": "9100", "LLMSEC_KEYS_DIR": "/srv/keys",
+    env = {"LLMSEC_HOST": "0.0.0.0",  # noqa: S104 - the override is what is tested "LLMSEC_PORT": "9100", "LLMSEC_KEYS_DIR": "/srv/keys",
            "LLMSEC_CREDENTIALS": "/srv/creds.yaml"}
     config = load_config(write(tmp_path, "server: {port: 1}\n"), env=env)
-    assert (config.server.host, config.server.port) == ("0.0.0.0", 9100)
+    assert (config.server.host, config.server.port) == ("0.0.0.0", 9100)  # noqa: S104
     assert config.keys.dir == Path("/srv/keys") and config.credentials.file == Path("/srv/creds.yaml")
     assert problems(write(tmp_path, ""), env={"LLMSEC_PORT": "x"}) == [
         "environment: LLMSEC_PORT: expected a port number, found string 'x'"]

@@ -55,8 +55,8 @@ def test_generated_key_is_private_to_its_owner(tmp_path: Path) -> None:
 @pytest.mark.parametrize("content, found", [
     (b"not a pem", "unreadable PEM data"),
     (b"", "unreadable PEM data"),
-    (pem(rsa.generate_private_key(public_exponent=65537, key_size=1024)), "1024 bits"),
-    (pem(ec.generate_private_key(ec.SECP256R1())), "an EC key"),
+    (pem(rsa.generate_private_key(public_exponent=65537, key_size=1024)), "1024 bits"),  # noqa: S505
+    (pem(ec.generate_private_key(ec.SECP256R1())), "an EC key"),  # type: ignore[arg-type]
 ])
 def test_unusable_key_files_are_refused(deployment: Deployment, content: bytes, found: str) -> None:
     (deployment.keys_dir / "z-bad.pem").write_bytes(content)
@@ -68,7 +68,7 @@ def test_unusable_key_files_are_refused(deployment: Deployment, content: bytes, 
 
 def test_the_same_key_twice_is_refused(deployment: Deployment) -> None:
     deployment.write_key("c-copy.pem", deployment.ed)
-    with pytest.raises(ConfigError, match="the same key as b-ed25519.pem"):
+    with pytest.raises(ConfigError, match=r"the same key as b-ed25519\.pem"):
         load_keyring(deployment.keys_dir, "EdDSA")
 
 
@@ -76,5 +76,5 @@ def test_missing_folder_and_missing_algorithm_are_explained(tmp_path: Path) -> N
     with pytest.raises(ConfigError, match="no such folder"):
         load_keyring(tmp_path / "none", "EdDSA")
     generate_key(tmp_path / "k", "EdDSA")
-    with pytest.raises(ConfigError, match="llmsec-aio keys generate --alg RS256"):
+    with pytest.raises(ConfigError, match=r"llmsec-aio keys generate --alg RS256"):
         load_keyring(tmp_path / "k", "RS256")
