@@ -8,22 +8,25 @@ from __future__ import annotations
 import argparse
 import asyncio
 import getpass
+import json
 import logging
 import os
 import secrets
 import signal
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
-from aiohttp import web
-
-from .app import create_app, server_limits
 from .config import ALGORITHMS, Config, load_config
 from .errors import ConfigError
-from .handlers import RUNTIME
 from .keys import generate_key, load_keyring
+from .keystate import MANIFEST, KeyEntry, KeyState, write_manifest
 from .passwords import BCRYPT_MAX_BYTES, generate_password, hash_password
+from .reloader import PID_FILE, STATUS_FILE
+from .rotation import add_next_key, compromise, rotate
+from .server import serve
 from .users import USERNAME, read_entries, write_entries
 
 log = logging.getLogger("llmsec_aio")
@@ -39,44 +42,86 @@ def _config(args: argparse.Namespace) -> Config:
     return load_config(args.config)
 
 
-# ---- serve -------------------------------------------------------------------------------
+# ---- serve and the running server -------------------------------------------------------
 
 def cmd_serve(args: argparse.Namespace) -> int:
     config = _config(args)
     host = args.host or config.server.host
     port = config.server.port if args.port is None else args.port
-    app = create_app(config)
-    asyncio.run(_serve(app, config, host, port))
+    asyncio.run(serve(config, host, port))
     return 0
 
 
-async def _serve(app: web.Application, config: Config, host: str, port: int) -> None:
-    runner = web.AppRunner(app, access_log=None, **server_limits(config))
-    await runner.setup()
-    site = web.TCPSite(runner, host, port, reuse_address=True)
-    await site.start()
-    log.info("llmsec-aio listening on http://%s:%d (pid %d)", host, port, os.getpid())
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(_reload(app)))
+def _running_pid(config: Config) -> int | None:
+    """The pid in the state folder if that process is alive."""
     try:
-        await stop.wait()
-    finally:
-        await runner.cleanup()
+        pid = int((config.server.state_dir / PID_FILE).read_text().strip())
+        os.kill(pid, 0)
+    except (OSError, ValueError):
+        return None
+    return pid
 
 
-async def _reload(app: web.Application) -> None:
-    runtime = app[RUNTIME]
-    before = runtime.current.config
+def _signal_reload(config: Config) -> int | None:
+    pid = _running_pid(config)
+    if pid is not None:
+        os.kill(pid, signal.SIGHUP)
+    return pid
+
+
+def _read_status(config: Config) -> dict[str, Any] | None:
     try:
-        after = (await runtime.reload()).config
-    except ConfigError as exc:
-        log.error("reload failed, still serving the previous configuration:\n%s", exc)
-        return
-    if after.server != before.server:
-        log.warning("server.* changed; the listening address only changes on restart")
+        data = json.loads((config.server.state_dir / STATUS_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def cmd_reload(args: argparse.Namespace) -> int:
+    """Send SIGHUP to the server named by the pid file and report the outcome."""
+    config = _config(args)
+    before = len((_read_status(config) or {}).get("reloads", []))
+    pid = _signal_reload(config)
+    if pid is None:
+        raise CliError(f"no running server (no live pid in {config.server.state_dir / PID_FILE})")
+    deadline = time.monotonic() + args.wait
+    while time.monotonic() < deadline:
+        reloads = (_read_status(config) or {}).get("reloads", [])
+        if len(reloads) > before or (len(reloads) == 20 and reloads and reloads[-1]["at"] > time.time() - 1):
+            last = reloads[-1]
+            print(f"reload {'ok' if last['ok'] else 'FAILED'}: {last['message']}")
+            return 0 if last["ok"] else 1
+        time.sleep(0.05)
+    print(f"sent SIGHUP to {pid}; no outcome reported within {args.wait} s")
+    return 1
+
+
+def _ago(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    config = _config(args)
+    status = _read_status(config)
+    pid = _running_pid(config)
+    if status is None or pid is None:
+        print(f"not running (no live server for {config.path})")
+        return 1
+    now = time.time()
+    print(f"running: pid {pid}, {status['listening']}, up {_ago(now - status['started'])}")
+    print(f"users: {status['users']}")
+    for key in status["keys"]:
+        print(f"key {key['kid']}  {key['alg']:6} {key['state']:8} since {_ago(now - key['since'])}")
+    for kid in status["compromised"]:
+        print(f"key {kid}  compromised")
+    for r in status["reloads"][-5:]:
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r["at"]))
+        print(f"reload {when} ({r['trigger']}): {'ok' if r['ok'] else 'FAILED'}: {r['message']}")
+    return 0
 
 
 # ---- first run and config ----------------------------------------------------------------
@@ -87,6 +132,7 @@ def cmd_init(args: argparse.Namespace) -> int:
     folder = config.keys.dir
     if not any(folder.glob("*.pem")):
         key = generate_key(folder, config.keys.algorithm)
+        write_manifest(folder, [KeyEntry(key.file, KeyState.ACTIVE, time.time())])
         print(f"created signing key {key.kid} ({key.alg}) in {folder}")
     path = config.credentials.file
     if not path.exists():
@@ -106,9 +152,23 @@ def cmd_config_check(args: argparse.Namespace) -> int:
 
 # ---- keys --------------------------------------------------------------------------------
 
+def _after_key_change(config: Config, lines: list[str]) -> None:
+    for line in lines:
+        print(line)
+    pid = _signal_reload(config)
+    where = f"server {pid} reloaded (SIGHUP)" if pid else "a running server picks it up on its next reload"
+    print(where)
+
+
 def cmd_keys_generate(args: argparse.Namespace) -> int:
+    """With a keyring.yaml the new key is published as next; without one the newest key signs."""
     config = _config(args)
-    key = generate_key(config.keys.dir, args.alg or config.keys.algorithm)
+    alg = args.alg or config.keys.algorithm
+    folder = config.keys.dir
+    if (folder / MANIFEST).exists():
+        key = add_next_key(config, alg, time.time())
+    else:
+        key = generate_key(folder, alg)
     print(key.kid)
     return 0
 
@@ -116,9 +176,29 @@ def cmd_keys_generate(args: argparse.Namespace) -> int:
 def cmd_keys_list(args: argparse.Namespace) -> int:
     config = _config(args)
     ring = load_keyring(config.keys.dir, config.keys.algorithm)
+    now = time.time()
     for key in sorted(ring.keys.values(), key=lambda k: k.file):
-        state = "signing" if key is ring.signing else "verify-only"
-        print(f"{key.kid}  {key.alg:6}  {state:11}  {key.file}")
+        print(f"{key.kid}  {key.alg:6}  {key.state.value:8}  {_ago(now - key.since):>5}  {key.file}")
+    for kid in sorted(ring.compromised):
+        print(f"{kid}  compromised")
+    return 0
+
+
+def cmd_keys_rotate(args: argparse.Namespace) -> int:
+    config = _config(args)
+    alg = args.alg or load_keyring(config.keys.dir, config.keys.algorithm).signing.alg
+    outcome = rotate(config, alg, time.time(), force=args.force)
+    _after_key_change(config, outcome.lines)
+    return 0
+
+
+def cmd_keys_compromise(args: argparse.Namespace) -> int:
+    config = _config(args)
+    try:
+        outcome = compromise(config, args.kid, time.time())
+    except LookupError as exc:
+        raise CliError(str(exc)) from None
+    _after_key_change(config, outcome.lines)
     return 0
 
 
@@ -252,6 +332,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("serve", cmd_serve, "run the gateway")
     p.add_argument("--host")
     p.add_argument("--port", type=int)
+    p = add("reload", cmd_reload, "make the running server reload config, keys and users (SIGHUP)")
+    p.add_argument("--wait", type=float, default=5.0, help="seconds to wait for the outcome")
+    add("status", cmd_status, "show the running server's keys and recent reloads")
     add("init", cmd_init, "first run: create a signing key and demo credentials if absent")
 
     config = sub.add_parser("config", help="configuration commands").add_subparsers(dest="sub", required=True)
@@ -260,7 +343,15 @@ def build_parser() -> argparse.ArgumentParser:
     keys = sub.add_parser("keys", help="signing keys").add_subparsers(dest="sub", required=True)
     p = add("generate", cmd_keys_generate, "add a key to the keys folder and print its kid", keys)
     p.add_argument("--alg", choices=ALGORITHMS)
-    add("list", cmd_keys_list, "list keys: kid, algorithm, state, file", keys)
+    add("list", cmd_keys_list, "list keys: kid, algorithm, state, age, file", keys)
+    p = add("rotate", cmd_keys_rotate,
+            "promote the next key, retire the active one, drop retired keys past their overlap", keys)
+    p.add_argument("--alg", choices=ALGORITHMS,
+                   help="algorithm of the new active key (default: the current one)")
+    p.add_argument("--force", action="store_true",
+                   help="activate a next key published less than keys.jwks_max_age ago")
+    p = add("compromise", cmd_keys_compromise, "refuse a key and its tokens at once", keys)
+    p.add_argument("kid")
 
     users = sub.add_parser("users", help="the credentials file").add_subparsers(dest="sub", required=True)
     p = add("add", cmd_users_add, "add or replace a user (password from a prompt)", users)

@@ -56,6 +56,8 @@ class ServerConfig:
     host: str = "127.0.0.1"
     port: int = 9000
     max_header_size: int = 65536
+    state_dir: Path = Path("state")
+    watch_interval: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -63,6 +65,7 @@ class KeysConfig:
     dir: Path = Path("keys")
     algorithm: str = "EdDSA"
     jwks_max_age: int = 300
+    rotate_every: int = 0
 
 
 @dataclass(frozen=True)
@@ -149,6 +152,10 @@ def _int(lo: int, hi: int) -> Check:
     return lambda v: isinstance(v, int) and not isinstance(v, bool) and lo <= v <= hi
 
 
+def _number(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool)
+
+
 def _str(v: Any) -> bool:
     return isinstance(v, str) and v.strip() != ""
 
@@ -197,6 +204,9 @@ def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> Confi
             "max_header_size", 65536, f"bytes from {MIN_HEADER_SIZE} to 1048576",
             _int(MIN_HEADER_SIZE, 1 << 20),
         ),
+        state_dir=base / s.take("state_dir", "state", "a folder path", _str),
+        watch_interval=s.take("watch_interval", 1.0, "seconds from 0 (off) to 60",
+                              lambda v: _number(v) and 0 <= v <= 60),
     )
     s.finish()
     issuer = top.take("issuer", Config.issuer, "a non-empty string (URL)", _str)
@@ -208,6 +218,8 @@ def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> Confi
         dir=base / k.take("dir", "keys", "a folder path", _str),
         algorithm=k.take("algorithm", "EdDSA", " or ".join(ALGORITHMS), _one_of(*ALGORITHMS)),
         jwks_max_age=k.take("jwks_max_age", 300, "seconds from 0 to 86400", _int(0, 86400)),
+        rotate_every=k.take("rotate_every", 0, "0 (off) or seconds from 60 to 31536000",
+                            lambda v: _int(0, 31_536_000)(v) and (v == 0 or v >= 60)),
     )
     k.finish()
 

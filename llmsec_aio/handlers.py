@@ -151,6 +151,8 @@ async def validate(request: web.Request) -> web.Response:
         if claims is None:
             claims = snap.tokens.verify(token)
             await runtime.cache.put(token, claims)
+        elif snap.keyring.get(claims.kid) is None:  # removed or compromised since it was cached
+            raise InvalidToken("unknown_kid")
         user = snap.users.get(claims.sub)
         if user is None or user.disabled or user.role != claims.role:
             raise InvalidToken("unknown_user")

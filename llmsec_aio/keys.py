@@ -7,7 +7,7 @@ import hashlib
 import json
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from types import MappingProxyType
@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 from jwt.algorithms import Algorithm
 
 from .errors import ConfigError, Problem
+from .keystate import KeyState, load_manifest
 
 MIN_RSA_BITS = 2048
 RSA_BITS = 3072
@@ -60,6 +61,8 @@ class Key:
     public: PublicKey
     file: str
     verifier: Algorithm
+    state: KeyState = KeyState.ACTIVE
+    since: float = 0.0
 
     def jwk(self) -> dict[str, str]:
         return {**public_members(self.public), "kid": self.kid, "alg": self.alg, "use": "sig"}
@@ -67,10 +70,12 @@ class Key:
 
 @dataclass(frozen=True)
 class KeyRing:
-    """Every usable key by kid, the one that signs, and the JWKS body published for them."""
+    """The keys that verify (next, active, retired) by kid, the one that signs, the compromised
+    kids, and the JWKS body published for the verifying keys."""
 
     keys: Mapping[str, Key]
     signing: Key
+    compromised: frozenset[str]
     jwks_body: bytes
     etag: str
 
@@ -117,38 +122,88 @@ def load_key(path: Path) -> Key:
 
 
 def load_keyring(folder: Path, algorithm: str) -> KeyRing:
-    """Load every `*.pem` in `folder`; the newest file name of `algorithm` signs, all verify."""
+    """Load the keys folder. With a `keyring.yaml` manifest, its states rule and unlisted files
+    are ignored; without one, the newest file of `algorithm` signs and every other key verifies."""
     if not folder.is_dir():
         raise ConfigError([Problem(str(folder), None, "keys.dir", "a folder of PEM keys",
                                    "no such folder")])
+    paths = {p.name: p for p in sorted(folder.glob("*.pem"))}
+    entries = load_manifest(folder, set(paths))
+    if entries is None:
+        return _ring_without_manifest(folder, paths, algorithm)
     problems: list[str] = []
-    keys: dict[str, Key] = {}
-    for path in sorted(folder.glob("*.pem")):
+    loaded: list[Key] = []
+    for entry in entries:
         try:
-            key = load_key(path)
+            key = load_key(paths[entry.file])
         except ConfigError as exc:
             problems.extend(exc.problems)
             continue
-        if key.kid in keys:
-            problems.append(f"{path}: (key): expected a key of its own, found the same key as "
-                            f"{keys[key.kid].file} (kid {key.kid})")
+        loaded.append(replace(key, state=entry.state, since=entry.since))
+    keys = _unique(loaded, problems)
+    if problems:
+        raise ConfigError(problems)
+    compromised = frozenset(k.kid for k in keys.values() if k.state is KeyState.COMPROMISED)
+    verifying = {kid: k for kid, k in keys.items() if kid not in compromised}
+    [signing] = [k for k in verifying.values() if k.state is KeyState.ACTIVE]
+    return build_keyring(verifying, signing, compromised)
+
+
+def _unique(keys: list[Key], problems: list[str]) -> dict[str, Key]:
+    by_kid: dict[str, Key] = {}
+    for key in keys:
+        if key.kid in by_kid:
+            problems.append(f"{key.file}: (key): expected a key of its own, found the same key as "
+                            f"{by_kid[key.kid].file} (kid {key.kid})")
             continue
-        keys[key.kid] = key
+        by_kid[key.kid] = key
+    return by_kid
+
+
+def _ring_without_manifest(folder: Path, paths: Mapping[str, Path], algorithm: str) -> KeyRing:
+    problems: list[str] = []
+    loaded: list[Key] = []
+    for path in paths.values():
+        try:
+            loaded.append(load_key(path))
+        except ConfigError as exc:
+            problems.extend(exc.problems)
+    keys = _unique(loaded, problems)
     candidates = [k for k in keys.values() if k.alg == algorithm]
     if not candidates and not problems:
         problems.append(f"{folder}: keys.dir: expected at least one {algorithm} key, found none "
                         f"(create one with: llmsec-aio keys generate --alg {algorithm})")
     if problems:
         raise ConfigError(problems)
-    signing = max(candidates, key=lambda k: k.file)
-    return build_keyring(keys, signing)
+    newest = max(candidates, key=lambda k: k.file)
+    # The older keys stopped signing when the newest one appeared.
+    since = paths[newest.file].stat().st_mtime
+    states = {kid: replace(k, state=KeyState.ACTIVE if k is newest else KeyState.RETIRED, since=since)
+              for kid, k in keys.items()}
+    return build_keyring(states, states[newest.kid], frozenset())
 
 
-def build_keyring(keys: Mapping[str, Key], signing: Key) -> KeyRing:
+def build_keyring(keys: Mapping[str, Key], signing: Key, compromised: frozenset[str]) -> KeyRing:
     published = sorted(keys.values(), key=lambda k: k.file)
     body = json.dumps({"keys": [k.jwk() for k in published]}, separators=(",", ":")).encode()
     etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
-    return KeyRing(keys=MappingProxyType(dict(keys)), signing=signing, jwks_body=body, etag=etag)
+    return KeyRing(keys=MappingProxyType(dict(keys)), signing=signing, compromised=compromised,
+                   jwks_body=body, etag=etag)
+
+
+def unsafe_removals(old: KeyRing, new: KeyRing, now: float, overlap: float) -> list[str]:
+    """Keys that `new` drops although tokens they signed may still be alive (compromise is fine)."""
+    problems = []
+    for kid, key in old.keys.items():
+        if kid in new.keys or kid in new.compromised or key.state is KeyState.NEXT:
+            continue
+        # An active key signed until now; a retired one until it was retired.
+        live_until = (now if key.state is KeyState.ACTIVE else key.since) + overlap
+        if live_until > now:
+            until = datetime.fromtimestamp(live_until, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+            problems.append(f"{key.file}: key {kid} ({key.state}) can still verify live tokens "
+                            f"until {until}; keep it retired until then, or mark it compromised")
+    return problems
 
 
 def generate_private_key(alg: str) -> PrivateKey:

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import logging
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
 from .cache import ValidationCache
 from .config import Config, load_config
-from .keys import KeyRing, load_keyring
+from .errors import ConfigError
+from .keys import KeyRing, load_keyring, unsafe_removals
 from .passwords import dummy_hash
+from .rotation import key_overlap
 from .tokens import Clock, TokenService
 from .users import UserStore, load_users
 
@@ -27,10 +30,28 @@ class Snapshot:
     dummy_hash: bytes
 
 
+@dataclass(frozen=True)
+class ReloadOutcome:
+    at: float
+    ok: bool
+    trigger: str
+    message: str
+
+
 def build_snapshot(config: Config, clock: Clock) -> Snapshot:
-    """Load keys and users for `config`; raises ConfigError listing what is wrong."""
-    keyring = load_keyring(config.keys.dir, config.keys.algorithm)
-    users = load_users(config.credentials.file, config.roles)
+    """Load keys and users for `config`; raises one ConfigError listing what is wrong."""
+    problems: list[str] = []
+    keyring = users = None
+    try:
+        keyring = load_keyring(config.keys.dir, config.keys.algorithm)
+    except ConfigError as exc:
+        problems.extend(exc.problems)
+    try:
+        users = load_users(config.credentials.file, config.roles)
+    except ConfigError as exc:
+        problems.extend(exc.problems)
+    if keyring is None or users is None:
+        raise ConfigError(problems)
     tokens = TokenService(keyring, issuer=config.issuer, audience=config.audience,
                           roles=config.roles, leeway=config.leeway, clock=clock)
     return Snapshot(config, keyring, users, tokens, dummy_hash(users.max_cost))
@@ -42,20 +63,39 @@ class Runtime:
     def __init__(self, snapshot: Snapshot, clock: Clock) -> None:
         self.current = snapshot
         self.clock = clock
+        self.started = clock()
         cache = snapshot.config.cache
         self.cache = ValidationCache(cache.max_entries, cache.ttl, clock)
+        self.reloads: deque[ReloadOutcome] = deque(maxlen=20)
 
     @classmethod
     def from_config(cls, config: Config, clock: Clock) -> Runtime:
         return cls(build_snapshot(config, clock), clock)
 
-    async def reload(self, config_path: Path | None = None) -> Snapshot:
-        """Build a new snapshot from the files; on any error the old one keeps serving."""
-        config = load_config(config_path or self.current.config.path)
-        snapshot = build_snapshot(config, self.clock)
+    async def reload(self, trigger: str = "manual", config_path: Path | None = None) -> Snapshot:
+        """Build a new snapshot from the files and swap it in whole; on any problem the old one
+        keeps serving and ConfigError lists every problem."""
+        old = self.current
+        try:
+            config = load_config(config_path or old.config.path)
+            snapshot = build_snapshot(config, self.clock)
+            overlap = max(key_overlap(config), key_overlap(old.config))
+            refused = unsafe_removals(old.keyring, snapshot.keyring, self.clock(), overlap)
+            if refused:
+                raise ConfigError(refused)
+        except ConfigError as exc:
+            self.reloads.append(ReloadOutcome(self.clock(), False, trigger, str(exc)))
+            log.error("reload (%s) failed, still serving the previous state:\n%s", trigger, exc)
+            raise
         self.current = snapshot
         # Cached verdicts may name a removed key, user or role: re-verify from scratch.
         await self.cache.clear()
-        log.info("reloaded: %d keys, %d users, signing kid %s", len(snapshot.keyring.keys),
-                 len(snapshot.users.users), snapshot.keyring.signing.kid)
+        message = (f"{len(snapshot.keyring.keys)} keys, {len(snapshot.users.users)} users, "
+                   f"signing kid {snapshot.keyring.signing.kid}")
+        if config.server != old.config.server:
+            message += "; server.* changed and applies only after a restart"
+            log.warning("server.* changed in %s: the listening address, limits, state folder and "
+                        "watch interval apply only after a restart", config.path)
+        self.reloads.append(ReloadOutcome(self.clock(), True, trigger, message))
+        log.info("reload (%s) done: %s", trigger, message)
         return snapshot

@@ -6,9 +6,10 @@ from __future__ import annotations
 import base64
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import cast
 
 import pytest
-from aiohttp.test_utils import TestClient
+from aiohttp.test_utils import TestClient, TestServer
 from aiohttp.web import Application, Request
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 from pytest_aiohttp import AiohttpClient
@@ -49,7 +50,10 @@ def make_client(aiohttp_client: AiohttpClient, deployment: Deployment,
     async def start(dep: Deployment | None = None) -> Client:
         config = (dep or deployment).config()
         app: Application = create_app(config, clock=clock)
-        return await aiohttp_client(app, server_kwargs=server_limits(config))
+        # TestServer drops constructor kwargs; only start_server() hands the parser limits on.
+        server = TestServer(app)
+        await server.start_server(**server_limits(config))
+        return cast(Client, await aiohttp_client(server))
 
     return start
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -37,7 +38,10 @@ def test_committed_config_matches_the_defaults(tmp_path: Path) -> None:
     committed = load_config(REPO_CONFIG, env={})
     defaults = load_config(write(tmp_path, ""), env={})
     assert committed.roles == defaults.roles
-    assert committed.server == defaults.server and committed.cache == defaults.cache
+    assert replace(committed.server, state_dir=defaults.server.state_dir) == defaults.server
+    assert committed.server.state_dir == REPO_CONFIG.parent / "state"
+    assert replace(committed.keys, dir=defaults.keys.dir) == defaults.keys
+    assert committed.cache == defaults.cache
     assert committed.cookie == defaults.cookie and committed.leeway == defaults.leeway
 
 
@@ -89,8 +93,8 @@ def test_relative_paths_resolve_against_the_config_folder(tmp_path: Path) -> Non
 
 
 def test_environment_overrides_host_port_and_paths(tmp_path: Path) -> None:
-    env = {"LLMSEC_HOST": "0.0.0.0",  # noqa: S104 - the override is what is tested "LLMSEC_PORT": "9100", "LLMSEC_KEYS_DIR": "/srv/keys",
-           "LLMSEC_CREDENTIALS": "/srv/creds.yaml"}
+    env = {"LLMSEC_HOST": "0.0.0.0", "LLMSEC_PORT": "9100",  # noqa: S104 - the override is tested
+           "LLMSEC_KEYS_DIR": "/srv/keys", "LLMSEC_CREDENTIALS": "/srv/creds.yaml"}
     config = load_config(write(tmp_path, "server: {port: 1}\n"), env=env)
     assert (config.server.host, config.server.port) == ("0.0.0.0", 9100)  # noqa: S104
     assert config.keys.dir == Path("/srv/keys") and config.credentials.file == Path("/srv/creds.yaml")

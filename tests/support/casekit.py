@@ -120,6 +120,7 @@ def spy_on_access(monkeypatch: pytest.MonkeyPatch) -> AccessSpy:
     monkeypatch.setattr(io, "open", wrap("io.open", spy.files, io.open, first))
     monkeypatch.setattr(os, "open", wrap("os.open", spy.files, os.open, first))
     for name in ("open", "read_bytes", "read_text"):
-        monkeypatch.setattr(pathlib.Path, name, wrap(f"Path.{name}", spy.files, getattr(pathlib.Path, name), first))
+        real = getattr(pathlib.Path, name)
+        monkeypatch.setattr(pathlib.Path, name, wrap(f"Path.{name}", spy.files, real, first))
     monkeypatch.setattr(socket, "getaddrinfo", wrap("getaddrinfo", spy.lookups, socket.getaddrinfo, first))
     return spy

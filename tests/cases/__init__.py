@@ -1,0 +1,1 @@
+"""One regression-test module per case of /work/shared/cases/PUBLIC.md."""
