@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -76,7 +77,7 @@ def rotate(config: Config, alg: str, now: float, *, force: bool = False) -> Outc
         new_entries = [*new_entries, KeyEntry(successor.file, KeyState.NEXT, now)]
         out.say(f"created {successor.kid} ({alg}) as next")
     elif plan.waiting_until is not None:
-        wait = int(plan.waiting_until - now) + 1
+        wait = math.ceil(plan.waiting_until - now)
         out.say(f"the next {alg} key has been published for less than keys.jwks_max_age; "
                 f"rotate again in {wait} s (or use --force: verifiers that cached the JWKS "
                 "may reject new tokens until they refresh)")

@@ -192,8 +192,10 @@ async def test_flood_of_junk_tokens(gateway: GatewayProcess) -> None:
               f"V after {figures(latencies)}; RSS after {rss[n] / MB:.1f} MB")
 
     assert base_statuses == Counter({200: V_RUN}), base_statuses
-    # 3x the baseline p99, with a 5 ms floor for scheduler noise on a small machine.
-    bound = max(3 * base_p99, base_p99 + 0.005)
+    # 3x the baseline p99, with a 20 ms floor: on 2 shared cores a p99 over 200 calls can catch
+    # one scheduler or GC pause; a cache wiped by the flood would still not show here, which
+    # is why the in-process test above checks that V stays a cache hit.
+    bound = max(3 * base_p99, base_p99 + 0.020)
     for n, (result, latencies) in enumerate(zip(floods, after, strict=True), 1):
         assert result.junk_statuses == Counter({401: FLOOD_REQUESTS}), (n, result.junk_statuses)
         probes = len(result.probe_latencies)
