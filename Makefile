@@ -9,7 +9,7 @@ CONFIG ?= config.yaml
 # Debian packages the tests drive for real: nginx (auth_request), redis, chromium, wrk.
 SYSTEM_PACKAGES = nginx-light
 
-.PHONY: run test lint typecheck unit install system-deps clean
+.PHONY: run test demo install system-deps clean
 
 run: $(STAMP)
 	$(BIN)/llmsec-aio --config $(CONFIG) init
@@ -19,6 +19,11 @@ test: $(STAMP) system-deps
 	$(BIN)/ruff check llmsec_aio tests
 	$(BIN)/mypy
 	$(BIN)/pytest
+
+# The whole flow on this machine: NGINX :8080 -> gateway :9000 -> stub LLM :11434.
+demo: $(STAMP) system-deps
+	$(BIN)/llmsec-aio --config $(CONFIG) init
+	$(BIN)/python -m tests.support.demo $(CONFIG)
 
 install: $(STAMP)
 

@@ -218,9 +218,9 @@ async def _json_body(request: web.Request) -> dict[str, Any]:
 
 
 @asynccontextmanager
-async def running_stub(host: str = "127.0.0.1") -> AsyncIterator[StubLLM]:
-    """Start a StubLLM on a kernel-chosen free port of `host`; stop it on exit."""
+async def running_stub(host: str = "127.0.0.1", port: int = 0) -> AsyncIterator[StubLLM]:
+    """Start a StubLLM on `port` (0: a kernel-chosen free port) of `host`; stop it on exit."""
     stub = StubLLM(host=host)
-    async with running_app(stub.make_app(), host=host) as served:
+    async with running_app(stub.make_app(), host=host, port=port) as served:
         stub.port = served.port
         yield stub
