@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .config import ALGORITHMS, Config, load_config
+from .config import ALGORITHMS, Config, ServerConfig, load_config
 from .errors import ConfigError
 from .keys import generate_key, load_keyring
 from .keystate import MANIFEST, KeyEntry, KeyState, write_manifest
@@ -77,18 +77,29 @@ def _read_status(config: Config) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
+def _state_config(args: argparse.Namespace) -> Config:
+    """The config for finding the state folder, even when the file is broken (the server
+    then reports why); a broken file falls back to the defaults beside it."""
+    try:
+        return _config(args)
+    except ConfigError:
+        path = Path(args.config).resolve()
+        return Config(path=path, server=ServerConfig(state_dir=path.parent / "state"))
+
+
 def cmd_reload(args: argparse.Namespace) -> int:
     """Send SIGHUP to the server named by the pid file and report the outcome."""
-    config = _config(args)
-    before = len((_read_status(config) or {}).get("reloads", []))
+    config = _state_config(args)
+    sent = time.time()
     pid = _signal_reload(config)
     if pid is None:
         raise CliError(f"no running server (no live pid in {config.server.state_dir / PID_FILE})")
     deadline = time.monotonic() + args.wait
     while time.monotonic() < deadline:
         reloads = (_read_status(config) or {}).get("reloads", [])
-        if len(reloads) > before or (len(reloads) == 20 and reloads and reloads[-1]["at"] > time.time() - 1):
-            last = reloads[-1]
+        done = [r for r in reloads if r["trigger"] == "SIGHUP" and r["at"] >= sent]
+        if done:
+            last = done[-1]
             print(f"reload {'ok' if last['ok'] else 'FAILED'}: {last['message']}")
             return 0 if last["ok"] else 1
         time.sleep(0.05)
