@@ -8,6 +8,7 @@ import pytest
 from llmsec_aio.errors import ConfigError
 from llmsec_aio.handlers import RUNTIME
 from llmsec_aio.keystate import load_manifest, write_manifest
+from llmsec_aio.reloader import rotate_if_due
 from llmsec_aio.rotation import add_next_key, compromise, key_overlap, rotate
 from tests.conftest import Client, MakeClient, login
 from tests.support.deployment import Deployment, FakeClock
@@ -118,3 +119,21 @@ async def test_rotation_drops_retired_keys_after_the_overlap(
     await runtime.reload()
     assert deployment.ed_kid not in (await jwks(rotating))[0]
     assert await status(rotating, token) == 401
+
+
+async def test_scheduled_rotation_runs_when_the_active_key_is_old_enough(
+        make_client: MakeClient, deployment: Deployment, clock: FakeClock) -> None:
+    adopt_manifest(deployment, since=clock.now)
+    deployment.settings["keys"] = {"dir": "keys", "algorithm": "EdDSA", "rotate_every": 3600,
+                                   "jwks_max_age": 0}
+    deployment.write()
+    client = await make_client()
+    runtime = client.app[RUNTIME]
+    done: list[bool] = []
+    assert not await rotate_if_due(runtime, lambda: done.append(True))
+    clock.advance(3600)
+    assert await rotate_if_due(runtime, lambda: done.append(True))
+    assert done == [True] and runtime.reloads[-1].trigger == "scheduled rotation"
+    signing = runtime.current.keyring.signing
+    assert signing.kid not in (deployment.ed_kid, deployment.rsa_kid) and signing.alg == "EdDSA"
+    assert jwt.get_unverified_header(await login(client))["kid"] == signing.kid
