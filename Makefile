@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed-$(shell cat setup.cfg pyproject.toml | cksum | cut -d' ' -f1)
 CONFIG ?= config.yaml
-# Debian packages the tests drive for real: nginx (auth_request), redis, chromium, wrk.
+# Debian packages the tests drive for real: nginx-light (has auth_request).
 SYSTEM_PACKAGES = nginx-light
 
 .PHONY: run test demo install system-deps clean

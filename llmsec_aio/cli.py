@@ -24,7 +24,7 @@ from .errors import ConfigError
 from .keys import generate_key, load_keyring
 from .keystate import MANIFEST, KeyEntry, KeyState, write_manifest
 from .passwords import BCRYPT_MAX_BYTES, generate_password, hash_password
-from .reloader import PID_FILE, STATUS_FILE
+from .reloader import PID_FILE, STATUS_FILE, live_pid
 from .rotation import add_next_key, compromise, rotate
 from .server import serve
 from .users import USERNAME, read_entries, write_entries
@@ -32,6 +32,7 @@ from .users import USERNAME, read_entries, write_entries
 log = logging.getLogger("llmsec_aio")
 
 EXIT_USAGE = 2
+MIN_PASSWORD = 8
 
 
 class CliError(Exception):
@@ -53,13 +54,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def _running_pid(config: Config) -> int | None:
-    """The pid in the state folder if that process is alive."""
-    try:
-        pid = int((config.server.state_dir / PID_FILE).read_text().strip())
-        os.kill(pid, 0)
-    except (OSError, ValueError):
-        return None
-    return pid
+    return live_pid(config.server.state_dir / PID_FILE)
 
 
 def _signal_reload(config: Config) -> int | None:
@@ -116,7 +111,7 @@ def _ago(seconds: float) -> str:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    config = _config(args)
+    config = _state_config(args)
     status = _read_status(config)
     pid = _running_pid(config)
     if status is None or pid is None:
@@ -149,6 +144,8 @@ def cmd_init(args: argparse.Namespace) -> int:
     if not path.exists():
         print(f"created demo credentials in {path}; the passwords are shown only this once:")
         _generate_users(config, per_role=1)
+    elif any(folder.glob("*.pem")):
+        print(f"keys in {folder} and credentials in {path} exist; nothing to create")
     return 0
 
 
@@ -156,7 +153,9 @@ def cmd_config_check(args: argparse.Namespace) -> int:
     config = _config(args)
     from .runtime import build_snapshot
 
-    build_snapshot(config, clock=lambda: 0.0)
+    snapshot = build_snapshot(config, clock=lambda: 0.0)
+    for file in snapshot.keyring.ignored:
+        print(f"note: {config.keys.dir / file} is not listed in keyring.yaml and is ignored")
     print(f"{config.path}: ok")
     return 0
 
@@ -192,6 +191,8 @@ def cmd_keys_list(args: argparse.Namespace) -> int:
         print(f"{key.kid}  {key.alg:6}  {key.state.value:8}  {_ago(now - key.since):>5}  {key.file}")
     for kid in sorted(ring.compromised):
         print(f"{kid}  compromised")
+    for file in ring.ignored:
+        print(f"(not in keyring.yaml, ignored)  {file}")
     return 0
 
 
@@ -200,7 +201,7 @@ def cmd_keys_rotate(args: argparse.Namespace) -> int:
     alg = args.alg or load_keyring(config.keys.dir, config.keys.algorithm).signing.alg
     outcome = rotate(config, alg, time.time(), force=args.force)
     _after_key_change(config, outcome.lines)
-    return 0
+    return 0 if outcome.promoted else 1
 
 
 def cmd_keys_compromise(args: argparse.Namespace) -> int:
@@ -227,8 +228,8 @@ def _read_password(args: argparse.Namespace) -> str:
         password = getpass.getpass("Password: ")
         if getpass.getpass("Repeat: ") != password:
             raise CliError("the passwords differ")
-    if not password:
-        raise CliError("empty password")
+    if len(password) < MIN_PASSWORD:
+        raise CliError(f"passwords need at least {MIN_PASSWORD} characters")
     if len(password.encode()) > BCRYPT_MAX_BYTES:
         raise CliError(f"password longer than {BCRYPT_MAX_BYTES} bytes (bcrypt's limit)")
     return password
@@ -348,10 +349,13 @@ def build_parser() -> argparse.ArgumentParser:
     add("status", cmd_status, "show the running server's keys and recent reloads")
     add("init", cmd_init, "first run: create a signing key and demo credentials if absent")
 
-    config = sub.add_parser("config", help="configuration commands").add_subparsers(dest="sub", required=True)
+    def group(name: str, help_: str) -> argparse._SubParsersAction[argparse.ArgumentParser]:
+        return sub.add_parser(name, help=help_, parents=[common]).add_subparsers(dest="sub", required=True)
+
+    config = group("config", "configuration commands")
     add("check", cmd_config_check, "load config, keys and credentials; print every problem", config)
 
-    keys = sub.add_parser("keys", help="signing keys").add_subparsers(dest="sub", required=True)
+    keys = group("keys", "signing keys")
     p = add("generate", cmd_keys_generate, "add a key to the keys folder and print its kid", keys)
     p.add_argument("--alg", choices=ALGORITHMS)
     add("list", cmd_keys_list, "list keys: kid, algorithm, state, age, file", keys)
@@ -364,7 +368,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("compromise", cmd_keys_compromise, "refuse a key and its tokens at once", keys)
     p.add_argument("kid")
 
-    users = sub.add_parser("users", help="the credentials file").add_subparsers(dest="sub", required=True)
+    users = group("users", "the credentials file")
     p = add("add", cmd_users_add, "add or replace a user (password from a prompt)", users)
     p.add_argument("name")
     p.add_argument("--role", required=True)
@@ -375,7 +379,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("import", cmd_users_import, "import an old .env file (USERNAME=PASSWORD)", users)
     p.add_argument("file")
 
-    creds = sub.add_parser("credentials", help="bulk credentials").add_subparsers(dest="sub", required=True)
+    creds = group("credentials", "bulk credentials")
     p = add("generate", cmd_credentials_generate, "random users per role; passwords shown once", creds)
     p.add_argument("--users-per-role", type=int, default=1)
     return parser
@@ -383,7 +387,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # The server logs its work; other commands print what they did and log only problems.
+    level = logging.INFO if args.command == "serve" else logging.WARNING
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         return int(args.func(args))
     except ConfigError as exc:

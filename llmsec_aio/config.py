@@ -191,7 +191,7 @@ def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> Confi
     """Load and check `path`; raise one ConfigError naming every problem (file, line, key)."""
     path = Path(path).resolve()
     src = load_yaml(path)
-    problems: list[Problem] = []
+    problems: list[Problem] = list(src.duplicates)
     _apply_env(src, os.environ if env is None else env, problems)
     base = path.parent
 
@@ -253,6 +253,7 @@ def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> Confi
     roles = _roles(top, problems)
     top.finish()
     if problems:
+        problems.sort(key=lambda p: (p.file != "environment", p.line or 0))
         raise ConfigError(problems)
     return Config(
         path=path, server=server, issuer=issuer, audience=audience, leeway=leeway, keys=keys,

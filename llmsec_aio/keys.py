@@ -6,6 +6,7 @@ import base64
 import hashlib
 import json
 import os
+import stat
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -78,6 +79,7 @@ class KeyRing:
     compromised: frozenset[str]
     jwks_body: bytes
     etag: str
+    ignored: tuple[str, ...] = ()  # PEM files present but not listed in keyring.yaml
 
     def get(self, kid: str) -> Key | None:
         return self.keys.get(kid)
@@ -114,6 +116,9 @@ def load_key(path: Path) -> Key:
     if isinstance(private, rsa.RSAPrivateKey) and private.key_size < MIN_RSA_BITS:
         raise fail(f"an RSA key of at least {MIN_RSA_BITS} bits", f"{private.key_size} bits")
     assert isinstance(private, ed25519.Ed25519PrivateKey | rsa.RSAPrivateKey)
+    mode = stat.S_IMODE(path.stat().st_mode)
+    if mode & 0o077:
+        raise fail("a key readable by its owner only (chmod 600)", f"mode {mode:04o}")
     public = private.public_key()
     return Key(
         kid=thumbprint(public), alg=alg, private=private, public=public, file=path.name,
@@ -146,7 +151,8 @@ def load_keyring(folder: Path, algorithm: str) -> KeyRing:
     compromised = frozenset(k.kid for k in keys.values() if k.state is KeyState.COMPROMISED)
     verifying = {kid: k for kid, k in keys.items() if kid not in compromised}
     [signing] = [k for k in verifying.values() if k.state is KeyState.ACTIVE]
-    return build_keyring(verifying, signing, compromised)
+    ignored = tuple(sorted(set(paths) - {e.file for e in entries}))
+    return replace(build_keyring(verifying, signing, compromised), ignored=ignored)
 
 
 def _unique(keys: list[Key], problems: list[str]) -> dict[str, Key]:

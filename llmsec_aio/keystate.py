@@ -70,7 +70,7 @@ def load_manifest(folder: Path, existing: set[str]) -> list[KeyEntry] | None:
     data = src.data
     if not isinstance(data, dict) or not isinstance(data.get("keys"), list):
         raise ConfigError([src.problem("keys", "a list of key entries", describe(data))])
-    problems: list[Problem] = []
+    problems: list[Problem] = list(src.duplicates)
     entries: list[KeyEntry] = []
     seen: set[str] = set()
     for i, item in enumerate(data["keys"]):

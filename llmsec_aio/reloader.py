@@ -23,6 +23,16 @@ PID_FILE = "llmsec-aio.pid"
 STATUS_FILE = "status.json"
 
 
+def live_pid(pid_file: Path) -> int | None:
+    """The pid written in `pid_file` if that process is alive."""
+    try:
+        pid = int(pid_file.read_text().strip())
+        os.kill(pid, 0)
+    except (OSError, ValueError):
+        return None
+    return pid
+
+
 def watched_files(config: Config) -> list[Path]:
     keys = config.keys.dir
     listing = [*sorted(keys.glob("*.pem")), keys / MANIFEST] if keys.is_dir() else []

@@ -27,6 +27,7 @@ class Outcome:
 
     lines: list[str] = field(default_factory=list)
     changed: bool = False
+    promoted: bool = False
 
     def say(self, line: str) -> None:
         self.lines.append(line)
@@ -71,6 +72,7 @@ def rotate(config: Config, alg: str, now: float, *, force: bool = False) -> Outc
                              overlap=overlap, force=force)
     new_entries = plan.entries
     if plan.promoted:
+        out.promoted = True
         out.say(f"{load_key(folder / plan.promoted).kid} ({alg}) is now active")
         # Publish the successor now, so the next rotation needs no waiting.
         successor = generate_key(folder, alg)

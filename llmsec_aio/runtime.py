@@ -52,6 +52,8 @@ def build_snapshot(config: Config, clock: Clock) -> Snapshot:
         problems.extend(exc.problems)
     if keyring is None or users is None:
         raise ConfigError(problems)
+    for file in keyring.ignored:
+        log.warning("%s is not listed in %s/keyring.yaml and is ignored", file, config.keys.dir)
     tokens = TokenService(keyring, issuer=config.issuer, audience=config.audience,
                           roles=config.roles, leeway=config.leeway, clock=clock)
     return Snapshot(config, keyring, users, tokens, dummy_hash(users.max_cost))

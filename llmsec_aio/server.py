@@ -18,6 +18,7 @@ from .handlers import RUNTIME
 from .reloader import (
     PID_FILE,
     STATUS_FILE,
+    live_pid,
     reload_quietly,
     rotate_on_schedule,
     status_document,
@@ -45,7 +46,12 @@ async def serve(config: Config, host: str, port: int) -> None:
             log.warning("cannot write %s: %s", status_file, exc)
 
     state.mkdir(parents=True, exist_ok=True)
-    pid_file.write_text(f"{os.getpid()}\n")
+    owner = live_pid(pid_file)
+    if owner is None or owner == os.getpid():
+        pid_file.write_text(f"{os.getpid()}\n")
+    else:
+        log.warning("%s names a running server (pid %d); `llmsec-aio reload` and `status` keep "
+                    "talking to that one", pid_file, owner)
     publish_status()
     log.info("llmsec-aio listening on http://%s:%d (pid %d)", host, port, os.getpid())
 

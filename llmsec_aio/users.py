@@ -44,7 +44,7 @@ class UserStore:
 def load_users(path: Path, roles: Collection[str]) -> UserStore:
     """Load and check the credentials file; every problem is reported at once."""
     src = load_yaml(path)
-    problems: list[Problem] = []
+    problems: list[Problem] = list(src.duplicates)
     data = src.data
     if not isinstance(data, dict) or not isinstance(data.get("users"), dict):
         found = "no users mapping" if isinstance(data, dict) else describe(data)

@@ -18,6 +18,7 @@ class YamlSource:
     file: str
     data: Any
     lines: dict[str, int] = field(default_factory=dict)
+    duplicates: list[Problem] = field(default_factory=list)
 
     def line(self, key: str) -> int | None:
         # A missing key is reported at its nearest written parent.
@@ -50,7 +51,8 @@ def describe(value: Any) -> str:
 
 
 def load_yaml(path: Path) -> YamlSource:
-    """Parse `path`; syntax errors, unreadable files and duplicate keys become one ConfigError."""
+    """Parse `path`; syntax errors and unreadable files raise ConfigError. Keys written twice are
+    listed in `duplicates`, for the caller to report with the rest of its problems."""
     name = str(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -68,11 +70,8 @@ def load_yaml(path: Path) -> YamlSource:
         reason = getattr(exc, "problem", None) or "invalid YAML"
         raise ConfigError([Problem(name, line, "(syntax)", "valid YAML", str(reason))]) from None
     source = YamlSource(name, data)
-    duplicates: list[Problem] = []
     if node is not None:
-        _index(node, "", source, duplicates)
-    if duplicates:
-        raise ConfigError(duplicates)
+        _index(node, "", source, source.duplicates)
     return source
 
 

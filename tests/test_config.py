@@ -110,3 +110,12 @@ def test_missing_file_is_a_config_error(tmp_path: Path) -> None:
 def test_header_limit_cannot_go_below_aiohttp_default(tmp_path: Path) -> None:
     [problem] = problems(write(tmp_path, "server: {max_header_size: 1024}\n"))
     assert "server.max_header_size: expected bytes from 8190 to 1048576" in problem
+
+
+def test_a_duplicate_key_does_not_hide_other_problems(tmp_path: Path) -> None:
+    path = write(tmp_path, "server:\n  port: eighty\nleeway: 5\nbogus: 1\nleeway: 6\n")
+    assert problems(path) == [
+        f"{path}:2: server.port: expected a port from 0 to 65535, found string 'eighty'",
+        f"{path}:4: bogus: expected a known key, found an unknown key",
+        f"{path}:5: leeway: expected a key written once, found a duplicate",
+    ]

@@ -78,3 +78,17 @@ def test_missing_folder_and_missing_algorithm_are_explained(tmp_path: Path) -> N
     generate_key(tmp_path / "k", "EdDSA")
     with pytest.raises(ConfigError, match=r"llmsec-aio keys generate --alg RS256"):
         load_keyring(tmp_path / "k", "RS256")
+
+
+def test_a_key_others_can_read_is_refused(deployment: Deployment) -> None:
+    (deployment.keys_dir / "b-ed25519.pem").chmod(0o640)
+    with pytest.raises(ConfigError, match=r"readable by its owner only \(chmod 600\), found mode 0640"):
+        load_keyring(deployment.keys_dir, "EdDSA")
+
+
+def test_unlisted_key_files_are_reported_as_ignored(deployment: Deployment) -> None:
+    from llmsec_aio.keystate import KeyEntry, KeyState, write_manifest
+
+    write_manifest(deployment.keys_dir, [KeyEntry("b-ed25519.pem", KeyState.ACTIVE, 0.0)])
+    ring = load_keyring(deployment.keys_dir, "EdDSA")
+    assert ring.ignored == ("a-rsa.pem",) and set(ring.keys) == {deployment.ed_kid}
