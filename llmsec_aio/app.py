@@ -15,8 +15,9 @@ from aiohttp import web
 from . import handlers
 from .config import Config
 from .errors import BadRequest, GatewayError, MethodNotAllowed, NotFound, PayloadTooLarge
-from .handlers import BCRYPT_EXECUTOR, RUNTIME
+from .handlers import BCRYPT_EXECUTOR, RUNTIME, SHARED
 from .runtime import Runtime
+from .shared import open_shared_state
 from .tokens import Clock
 
 log = logging.getLogger(__name__)
@@ -63,6 +64,13 @@ def _bcrypt_workers() -> int:
     return max(1, (os.cpu_count() or 2) - 1)
 
 
+async def _shared_state(app: web.Application) -> AsyncIterator[None]:
+    runtime = app[RUNTIME]
+    async with open_shared_state(runtime.current.config, runtime.clock) as state:
+        app[SHARED] = state
+        yield
+
+
 async def _bcrypt_executor(app: web.Application) -> AsyncIterator[None]:
     executor = ThreadPoolExecutor(max_workers=_bcrypt_workers(), thread_name_prefix="bcrypt")
     app[BCRYPT_EXECUTOR] = executor
@@ -76,10 +84,13 @@ def create_app(config: Config, *, clock: Clock = time.time,
     app = web.Application(middlewares=[error_middleware], client_max_size=MAX_LOGIN_BODY)
     app[RUNTIME] = runtime or Runtime.from_config(config, clock)
     app.cleanup_ctx.append(_bcrypt_executor)
+    app.cleanup_ctx.append(_shared_state)
     app.router.add_post("/llm/login", handlers.llm_login)
     app.router.add_get("/login", handlers.login_page)
     app.router.add_post("/login", handlers.login_form)
     app.router.add_route("*", "/validate", handlers.validate)
+    app.router.add_post("/logout", handlers.logout)
+    app.router.add_post("/admin/revoke", handlers.admin_revoke)
     app.router.add_get("/.well-known/jwks.json", handlers.jwks)
     app.router.add_get("/.well-known/openid-configuration", handlers.openid_configuration)
     app.router.add_get("/healthz", handlers.healthz)

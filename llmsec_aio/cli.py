@@ -20,13 +20,16 @@ from pathlib import Path
 from typing import Any
 
 from .config import ALGORITHMS, Config, ServerConfig, load_config
-from .errors import ConfigError
+from .errors import ConfigError, InvalidToken
 from .keys import generate_key, load_keyring
 from .keystate import MANIFEST, KeyEntry, KeyState, write_manifest
 from .passwords import BCRYPT_MAX_BYTES, generate_password, hash_password
 from .reloader import PID_FILE, STATUS_FILE, live_pid
+from .revocation import Revocation
 from .rotation import add_next_key, compromise, rotate
+from .runtime import build_snapshot
 from .server import serve
+from .shared import store_revocation
 from .users import USERNAME, read_entries, write_entries
 
 log = logging.getLogger("llmsec_aio")
@@ -151,8 +154,6 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 def cmd_config_check(args: argparse.Namespace) -> int:
     config = _config(args)
-    from .runtime import build_snapshot
-
     snapshot = build_snapshot(config, clock=lambda: 0.0)
     for file in snapshot.keyring.ignored:
         print(f"note: {config.keys.dir / file} is not listed in keyring.yaml and is ignored")
@@ -211,6 +212,29 @@ def cmd_keys_compromise(args: argparse.Namespace) -> int:
     except LookupError as exc:
         raise CliError(str(exc)) from None
     _after_key_change(config, outcome.lines)
+    return 0
+
+
+# ---- revocation ----------------------------------------------------------------------------
+
+def cmd_revoke(args: argparse.Namespace) -> int:
+    """Revoke a jti, a whole subject, or the token given, in the store the servers follow."""
+    config = _config(args)
+    now = time.time()
+    keep_for = config.max_ttl + config.leeway
+    if args.token:
+        snapshot = build_snapshot(config, clock=time.time)
+        try:
+            claims = snapshot.tokens.verify(args.token.strip())
+        except InvalidToken as exc:
+            raise CliError(f"that token is not valid now ({exc.reason}); nothing to revoke") from None
+        record = Revocation("jti", claims.jti, now, claims.exp)
+    elif args.jti:
+        record = Revocation("jti", args.jti, now, now + keep_for)
+    else:
+        record = Revocation("sub", args.sub, now, now + keep_for)
+    asyncio.run(store_revocation(config, record))
+    print(f"revoked {record.kind} {record.value}")
     return 0
 
 
@@ -378,6 +402,12 @@ def build_parser() -> argparse.ArgumentParser:
     add("list", cmd_users_list, "list users and roles", users)
     p = add("import", cmd_users_import, "import an old .env file (USERNAME=PASSWORD)", users)
     p.add_argument("file")
+
+    p = add("revoke", cmd_revoke, "revoke a token (by jti or the token itself) or every token of a subject")
+    what = p.add_mutually_exclusive_group(required=True)
+    what.add_argument("--jti", help="the jti claim of the token to refuse")
+    what.add_argument("--sub", help="refuse every token issued to this subject until now")
+    what.add_argument("--token", help="the token itself (its jti and exp are read from it)")
 
     creds = group("credentials", "bulk credentials")
     p = add("generate", cmd_credentials_generate, "random users per role; passwords shown once", creds)

@@ -6,11 +6,14 @@ import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
 from .errors import ConfigError, Problem
+from .policy import Policy, parse_policy
+from .throttle import LimitConfig
 from .yamlsource import YamlSource, describe, load_yaml
 
 ALGORITHMS = ("EdDSA", "RS256")
@@ -51,6 +54,9 @@ DEFAULT_ROLES: Mapping[str, RoleConfig] = MappingProxyType(
 )
 
 
+DEFAULT_TRUSTED = (ip_network("127.0.0.0/8"), ip_network("::1/128"))
+
+
 @dataclass(frozen=True)
 class ServerConfig:
     host: str = "127.0.0.1"
@@ -58,6 +64,7 @@ class ServerConfig:
     max_header_size: int = 65536
     state_dir: Path = Path("state")
     watch_interval: float = 1.0
+    trusted_proxies: tuple[IPv4Network | IPv6Network, ...] = DEFAULT_TRUSTED
 
 
 @dataclass(frozen=True)
@@ -77,6 +84,7 @@ class CredentialsConfig:
 @dataclass(frozen=True)
 class CacheConfig:
     backend: str = "memory"
+    redis_url: str = "redis://127.0.0.1:6379/0"
     max_entries: int = 100_000
     ttl: int = 300
 
@@ -100,7 +108,9 @@ class Config:
     credentials: CredentialsConfig = field(default_factory=CredentialsConfig)
     cache: CacheConfig = field(default_factory=CacheConfig)
     cookie: CookieConfig = field(default_factory=CookieConfig)
+    logins: LimitConfig = field(default_factory=LimitConfig)
     roles: Mapping[str, RoleConfig] = field(default_factory=lambda: DEFAULT_ROLES)
+    policy: Policy = field(default_factory=Policy)
 
     @property
     def max_ttl(self) -> int:
@@ -156,6 +166,17 @@ def _number(v: Any) -> bool:
     return isinstance(v, int | float) and not isinstance(v, bool)
 
 
+def _networks(v: Any) -> bool:
+    if not isinstance(v, list) or not all(isinstance(n, str) for n in v):
+        return False
+    try:
+        for n in v:
+            ip_network(n, strict=False)
+    except ValueError:
+        return False
+    return True
+
+
 def _str(v: Any) -> bool:
     return isinstance(v, str) and v.strip() != ""
 
@@ -207,6 +228,9 @@ def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> Confi
         state_dir=base / s.take("state_dir", "state", "a folder path", _str),
         watch_interval=s.take("watch_interval", 1.0, "seconds from 0 (off) to 60",
                               lambda v: _number(v) and 0 <= v <= 60),
+        trusted_proxies=tuple(ip_network(n, strict=False) for n in s.take(
+            "trusted_proxies", [str(n) for n in DEFAULT_TRUSTED],
+            "a list of addresses or networks (CIDR)", _networks)),
     )
     s.finish()
     issuer = top.take("issuer", Config.issuer, "a non-empty string (URL)", _str)
@@ -232,7 +256,9 @@ def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> Confi
 
     ca = top.section("cache")
     cache = CacheConfig(
-        backend=ca.take("backend", "memory", "memory", _one_of("memory")),
+        backend=ca.take("backend", "memory", "memory or redis", _one_of("memory", "redis")),
+        redis_url=ca.take("redis_url", CacheConfig.redis_url, "a redis:// or rediss:// URL",
+                          lambda v: isinstance(v, str) and re.match(r"rediss?://", v) is not None),
         max_entries=ca.take("max_entries", 100_000, "a count from 1 to 10000000", _int(1, 10**7)),
         ttl=ca.take("ttl", 300, "seconds from 1 to 86400", _int(1, 86400)),
     )
@@ -250,14 +276,28 @@ def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> Confi
     )
     co.finish()
 
+    lo = top.section("logins")
+    logins = LimitConfig(
+        window=lo.take("window", 300, "seconds from 1 to 86400", _int(1, 86400)),
+        max_failures=lo.take("max_failures", 5, "a count from 1 to 1000", _int(1, 1000)),
+        max_failures_per_client=lo.take("max_failures_per_client", 20, "a count from 1 to 100000",
+                                        _int(1, 100_000)),
+        ban=lo.take("ban", 300, "seconds from 1 to 86400", _int(1, 86400)),
+    )
+    lo.finish()
+
     roles = _roles(top, problems)
+    top.used.add("policy")
+    policy, policy_problems = parse_policy(top.data.get("policy"), src, roles=roles)
+    problems.extend(policy_problems)
     top.finish()
     if problems:
         problems.sort(key=lambda p: (p.file != "environment", p.line or 0))
         raise ConfigError(problems)
     return Config(
         path=path, server=server, issuer=issuer, audience=audience, leeway=leeway, keys=keys,
-        credentials=credentials, cache=cache, cookie=cookie, roles=roles,
+        credentials=credentials, cache=cache, cookie=cookie, logins=logins, roles=roles,
+        policy=policy,
     )
 
 

@@ -11,7 +11,9 @@
     │   └── LoginMethodNotAllowed     403 login_method_not_allowed
     ├── NotFound                      404 not_found
     ├── MethodNotAllowed              405 method_not_allowed
-    └── PayloadTooLarge               413 payload_too_large
+    ├── PayloadTooLarge               413 payload_too_large
+    ├── TooManyAttempts               429 too_many_attempts     (logins only; never /validate)
+    └── RevocationNotStored           503 revocation_not_stored (applied here, not yet durable)
 
 Clients always see `{"error": code, "message": message}`; messages never hold secrets.
 """
@@ -90,6 +92,25 @@ class PayloadTooLarge(GatewayError):
     status = 413
     code = "payload_too_large"
     default_message = "request body too large"
+
+
+class TooManyAttempts(GatewayError):
+    """A login ban is in force; `retry_after` seconds until it ends."""
+
+    status = 429
+    code = "too_many_attempts"
+    default_message = "too many failed logins; try again later"
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__()
+        self.retry_after = retry_after
+
+
+class RevocationNotStored(GatewayError):
+    status = 503
+    code = "revocation_not_stored"
+    default_message = ("the revocation applies on this instance but could not be stored; "
+                       "it may not survive a restart or reach other instances yet")
 
 
 @dataclass(frozen=True)

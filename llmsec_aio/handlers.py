@@ -11,12 +11,30 @@ from aiohttp import web
 from multidict import MultiDictProxy
 
 from .config import RoleConfig
-from .errors import AuthenticationError, InvalidToken, LoginMethodNotAllowed
-from .httpauth import MalformedCredentials, basic_credentials, bearer_token, local_redirect
+from .errors import (
+    AuthenticationError,
+    BadRequest,
+    Forbidden,
+    GatewayError,
+    InvalidToken,
+    LoginMethodNotAllowed,
+    RevocationNotStored,
+    TooManyAttempts,
+)
+from .httpauth import (
+    MalformedCredentials,
+    basic_credentials,
+    bearer_token,
+    client_address,
+    local_redirect,
+)
 from .keys import KeyRing
 from .loginpage import render_login_page
 from .passwords import check_password_async
+from .revocation import Revocation
+from .revocation_store import StoreUnavailable
 from .runtime import Runtime, Snapshot
+from .shared import SharedState
 from .tokens import Claims
 from .users import User
 
@@ -24,6 +42,8 @@ log = logging.getLogger(__name__)
 
 RUNTIME = web.AppKey("runtime", Runtime)
 BCRYPT_EXECUTOR = web.AppKey("bcrypt_executor", Executor)
+SHARED = web.AppKey("shared_state", SharedState)
+ADMIN_ROLE = "admin"
 
 # /validate reads a JSON body only when it is this small; NGINX's subrequest has none.
 MAX_VALIDATE_BODY = 8192
@@ -32,21 +52,35 @@ BASIC_CHALLENGE = {"WWW-Authenticate": 'Basic realm="llmsec-aio", charset="UTF-8
 BEARER_CHALLENGE = {"WWW-Authenticate": 'Bearer error="invalid_token"'}
 
 
-def json_error(exc: AuthenticationError | InvalidToken | LoginMethodNotAllowed,
-               headers: dict[str, str] | None = None) -> web.Response:
+def json_error(exc: GatewayError, headers: dict[str, str] | None = None) -> web.Response:
     return web.json_response(exc.to_json(), status=exc.status, headers={**NO_STORE, **(headers or {})})
+
+
+def client_of(request: web.Request) -> str:
+    """The client address, from NGINX's headers only when NGINX (a trusted proxy) sent them."""
+    trusted = request.app[RUNTIME].current.config.server.trusted_proxies
+    return client_address(request.remote, request.headers.get("X-Real-IP"),
+                          request.headers.get("X-Forwarded-For"), trusted)
 
 
 async def authenticate(request: web.Request, snap: Snapshot, username: str | None,
                        password: str | None, method: str) -> tuple[User, RoleConfig]:
-    """Check credentials with one bcrypt run whatever the cause of failure (no enumeration)."""
+    """Check credentials with one bcrypt run whatever the cause of failure (no enumeration),
+    unless a ban is in force: then no bcrypt at all, and TooManyAttempts."""
+    throttle = request.app[SHARED].throttle
+    client = client_of(request)
+    wait = await throttle.retry_after(username or "", client)
+    if wait is not None:
+        raise TooManyAttempts(wait)
     user = snap.users.get(username) if username else None
     usable = user is not None and not user.disabled and password is not None
     hashed = user.password_hash if usable and user is not None else snap.dummy_hash
     ok = await check_password_async(request.app[BCRYPT_EXECUTOR], password or "", hashed)
     if not (ok and usable and user is not None):
-        log.info("login failed (%s) for %r", method, (username or "")[:64])
+        log.info("login failed (%s) for %r from %s", method, (username or "")[:64], client)
+        await throttle.failed(username or "", client)
         raise AuthenticationError()
+    await throttle.succeeded(user.name, client)
     role = snap.config.roles[user.role]
     if method not in role.login:
         log.info("login refused (%s not allowed for role %s) for %r", method, role.name, user.name)
@@ -58,12 +92,14 @@ async def llm_login(request: web.Request) -> web.Response:
     """POST /llm/login: HTTP Basic in, a JWT out. Query strings and bodies are ignored."""
     snap = request.app[RUNTIME].current
     credentials = basic_credentials(request.headers.get("Authorization"))
+    # An unreadable header counts as a failed login of no one, so junk cannot dodge regulation.
+    username, password = credentials or ("", None)
     try:
-        if credentials is None:
-            raise AuthenticationError()
-        user, role = await authenticate(request, snap, *credentials, method="basic")
+        user, role = await authenticate(request, snap, username, password, method="basic")
     except AuthenticationError as exc:
         return json_error(exc, BASIC_CHALLENGE)
+    except TooManyAttempts as exc:
+        return json_error(exc, {"Retry-After": str(exc.retry_after)})
     except LoginMethodNotAllowed as exc:
         return json_error(exc)
     issued = snap.tokens.issue(user.name, role.name, role.ttl)
@@ -100,6 +136,11 @@ async def login_form(request: web.Request) -> web.Response:
         # The same page for every failure, including a role that may not use the form.
         return render_login_page(rd=rd, username=username or "",
                                  error="Invalid username or password.", status=401)
+    except TooManyAttempts as exc:
+        page = render_login_page(rd=rd, username=username or "", status=429,
+                                 error=f"Too many failed attempts. Try again in {exc.retry_after} s.")
+        page.headers["Retry-After"] = str(exc.retry_after)
+        return page
     issued = snap.tokens.issue(user.name, role.name, role.ttl)
     log.info("session issued to %r role %s kid %s", user.name, role.name, issued.claims.kid)
     response = web.Response(status=303, headers={"Location": rd, **NO_STORE})
@@ -130,6 +171,24 @@ async def _token_from(request: web.Request, cookie_name: str) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
+async def _verified(request: web.Request, snap: Snapshot, token: str) -> Claims:
+    """Claims of a token that is valid now: signature (or cache), key, revocation and user."""
+    runtime = request.app[RUNTIME]
+    claims = await runtime.cache.get(token)
+    if claims is None:
+        claims = snap.tokens.verify(token)
+        await runtime.cache.put(token, claims)
+    elif snap.keyring.get(claims.kid) is None:  # removed or compromised since it was cached
+        raise InvalidToken("unknown_kid")
+    # Checked on every request, cached or not, so a revocation is never outlived by the cache.
+    if request.app[SHARED].is_revoked(claims):
+        raise InvalidToken("revoked")
+    user = snap.users.get(claims.sub)
+    if user is None or user.disabled or user.role != claims.role:
+        raise InvalidToken("unknown_user")
+    return claims
+
+
 def _identity_headers(claims: Claims) -> dict[str, str]:
     return {
         "X-Auth-Request-User": claims.sub,
@@ -147,15 +206,15 @@ async def validate(request: web.Request) -> web.Response:
         token = await _token_from(request, snap.config.cookie.name)
         if token is None:
             raise InvalidToken("missing")
-        claims = await runtime.cache.get(token)
-        if claims is None:
-            claims = snap.tokens.verify(token)
-            await runtime.cache.put(token, claims)
-        elif snap.keyring.get(claims.kid) is None:  # removed or compromised since it was cached
-            raise InvalidToken("unknown_kid")
-        user = snap.users.get(claims.sub)
-        if user is None or user.disabled or user.role != claims.role:
-            raise InvalidToken("unknown_user")
+        claims = await _verified(request, snap, token)
+        uri = request.headers.get("X-Original-URI")
+        if uri is not None:  # without it (a direct call), the token alone is checked
+            method = request.headers.get("X-Original-Method", "")
+            decision = snap.config.policy.decide(claims.role, claims.sub, method, uri)
+            if not decision.allowed:
+                log.info("validate: 403 for %r (%s) %s %s: %s", claims.sub, claims.role, method,
+                         uri[:200], decision.reason)
+                return json_error(Forbidden("this identity may not use this route"))
         return web.Response(headers=_identity_headers(claims))
     except (InvalidToken, MalformedCredentials) as exc:
         reason = exc.reason if isinstance(exc, InvalidToken) else "malformed"
@@ -164,6 +223,81 @@ async def validate(request: web.Request) -> web.Response:
         # Fail closed: NGINX would turn a 5xx into a 500 for the client, and a 2xx would let it in.
         log.exception("validate: unexpected error, answering 401")
     return json_error(InvalidToken(), BEARER_CHALLENGE)
+
+
+def _cleared_cookie(snap: Snapshot) -> str:
+    cookie = snap.config.cookie
+    parts = [f"{cookie.name}=", "Max-Age=0", "Path=/", "HttpOnly", f"SameSite={cookie.samesite}"]
+    if cookie.secure:
+        parts.append("Secure")
+    if cookie.domain:
+        parts.append(f"Domain={cookie.domain}")
+    return "; ".join(parts)
+
+
+def _wants_html(request: web.Request) -> bool:
+    return "text/html" in request.headers.get("Accept", "") or request.content_type in (
+        "application/x-www-form-urlencoded", "multipart/form-data")
+
+
+async def logout(request: web.Request) -> web.Response:
+    """POST /logout: revoke the presented token (Bearer or cookie) and clear the cookie.
+    Browsers are sent to /login; API clients get JSON. Idempotent: no valid token, no error."""
+    snap, shared = request.app[RUNTIME].current, request.app[SHARED]
+    revoked, stored = False, True
+    try:
+        token = bearer_token(request.headers.get("Authorization")) or request.cookies.get(
+            snap.config.cookie.name)
+        if token:
+            claims = await _verified(request, snap, token)
+            await shared.revoke(shared.revoke_token(claims))
+            revoked = True
+            log.info("logout: revoked jti %s of %r", claims.jti, claims.sub)
+    except (InvalidToken, MalformedCredentials):
+        pass
+    except StoreUnavailable as exc:
+        revoked, stored = True, False
+        log.error("logout: %s", exc)
+    headers = {"Set-Cookie": _cleared_cookie(snap), **NO_STORE}
+    if not stored:
+        return json_error(RevocationNotStored(), headers)
+    if _wants_html(request):
+        return web.Response(status=303, headers={"Location": "/login", **headers})
+    return web.json_response({"revoked": revoked}, headers=headers)
+
+
+async def admin_revoke(request: web.Request) -> web.Response:
+    """POST /admin/revoke {"jti": ...} or {"sub": ...}: admin Bearer tokens only (no cookie,
+    so a cross-site form cannot use an admin's browser session)."""
+    snap, shared = request.app[RUNTIME].current, request.app[SHARED]
+    try:
+        token = bearer_token(request.headers.get("Authorization"))
+        if token is None:
+            raise InvalidToken("missing")
+        claims = await _verified(request, snap, token)
+    except (InvalidToken, MalformedCredentials):
+        return json_error(InvalidToken(), BEARER_CHALLENGE)
+    if claims.role != ADMIN_ROLE:
+        return json_error(Forbidden("only the admin role may revoke"))
+    try:
+        body = await request.json()
+    except ValueError:
+        body = None
+    keep_for = snap.config.max_ttl + snap.config.leeway
+    if isinstance(body, dict) and len(body) == 1 and isinstance(body.get("jti"), str) and body["jti"]:
+        record = Revocation("jti", body["jti"], shared.clock(), shared.clock() + keep_for)
+    elif isinstance(body, dict) and len(body) == 1 and isinstance(body.get("sub"), str) and body["sub"]:
+        record = shared.revoke_subject(body["sub"], keep_for)
+    else:
+        return json_error(BadRequest('expected a JSON body {"jti": "..."} or {"sub": "..."}'))
+    try:
+        await shared.revoke(record)
+    except StoreUnavailable as exc:
+        log.error("admin revoke: %s", exc)
+        return json_error(RevocationNotStored())
+    log.info("revoked %s %r by %r", record.kind, record.value[:64], claims.sub)
+    return web.json_response({"revoked": {"kind": record.kind, "value": record.value}},
+                             headers=NO_STORE)
 
 
 def _jwks_response(request: web.Request, keyring: KeyRing, max_age: int) -> web.Response:

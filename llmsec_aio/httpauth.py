@@ -5,6 +5,8 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+from collections.abc import Sequence
+from ipaddress import IPv4Network, IPv6Network, ip_address
 from urllib.parse import unquote
 
 # RFC 9110 11.6.2 / RFC 6750: scheme is case-insensitive, then 1+ spaces, then one token68.
@@ -75,3 +77,28 @@ def local_redirect(target: str | None, default: str = "/") -> str:
             return target
         value = decoded
     return default  # still encoded after four rounds: nobody needs that
+
+
+def client_address(peer: str | None, x_real_ip: str | None, x_forwarded_for: str | None,
+                   trusted: Sequence[IPv4Network | IPv6Network]) -> str:
+    """The client's address: the peer, unless the peer is a trusted proxy that says otherwise.
+
+    Only then are X-Real-IP, or else the last X-Forwarded-For entry (the one the proxy added),
+    believed; a value that is not an IP address is ignored. A forged header from anyone else
+    changes nothing.
+    """
+    if not peer:
+        return "unknown"
+    try:
+        peer_ip = ip_address(peer)
+    except ValueError:
+        return peer
+    if not any(peer_ip in net for net in trusted):
+        return peer
+    for candidate in (x_real_ip, (x_forwarded_for or "").rsplit(",", 1)[-1]):
+        if candidate:
+            try:
+                return str(ip_address(candidate.strip()))
+            except ValueError:
+                continue
+    return peer

@@ -37,6 +37,8 @@ Call = Callable[[], Awaitable[Reply]]
 
 @pytest.fixture
 async def client(deployment: Deployment, make_client: MakeClient) -> Client:
+    # 150 deliberate failures from one address: regulation (C27) would answer them with 429.
+    deployment.settings["logins"] = {"max_failures": 1000, "max_failures_per_client": 1000}
     deployment.add_user("agent1", "agent1-pw", "agent_reasoning", cost=COST)
     deployment.add_user("web1", "web1-pw", "user", cost=COST)
     return await make_client()
