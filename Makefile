@@ -6,8 +6,8 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed-$(shell cat setup.cfg pyproject.toml | cksum | cut -d' ' -f1)
 CONFIG ?= config.yaml
-# Debian packages the tests drive for real: nginx-light (has auth_request).
-SYSTEM_PACKAGES = nginx-light
+# Debian packages the tests drive for real: nginx-light (has auth_request), redis-server.
+SYSTEM_PACKAGES = nginx-light redis-server
 
 .PHONY: run test demo install system-deps clean
 

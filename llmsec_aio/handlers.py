@@ -333,4 +333,9 @@ async def openid_configuration(request: web.Request) -> web.Response:
 
 
 async def healthz(request: web.Request) -> web.Response:
-    return web.json_response({"status": "ok"}, headers=NO_STORE)
+    """Liveness, and whether Redis (when configured) is reachable."""
+    body = {"status": "ok"}
+    redis_up = request.app[SHARED].redis_up
+    if redis_up is not None:
+        body["redis"] = "up" if redis_up else "down"
+    return web.json_response(body, headers=NO_STORE)

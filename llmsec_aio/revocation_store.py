@@ -133,13 +133,16 @@ class RedisRevocationStore:
         return f"{self.PREFIX}{record.kind}:{record.value}"
 
     async def append(self, record: Revocation) -> None:
+        """Apply here at once; share through Redis now, or as soon as it is back (no error:
+        an outage must not turn a logout into a 5xx)."""
         self.revoked.add(record)
         try:
             await self._write(record)
-        except Exception as exc:  # any redis/connection error: keep it for later
+        except Exception as exc:  # any redis/connection error: keep it for the reconnect
             self.pending.append(record)
             self._set_state(False)
-            raise StoreUnavailable(f"redis: {type(exc).__name__}") from None
+            log.warning("redis unreachable (%s): revocation applied here, shared when it returns",
+                        type(exc).__name__)
 
     async def _write(self, record: Revocation) -> None:
         ttl_ms = max(1, int((record.until - self.clock()) * 1000))

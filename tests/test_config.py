@@ -43,6 +43,10 @@ def test_committed_config_matches_the_defaults(tmp_path: Path) -> None:
     assert replace(committed.keys, dir=defaults.keys.dir) == defaults.keys
     assert committed.cache == defaults.cache
     assert committed.cookie == defaults.cookie and committed.leeway == defaults.leeway
+    assert committed.logins == defaults.logins
+    assert [r.name for r in committed.policy.rules] == [r.name for r in defaults.policy.rules]
+    assert [(r.roles, r.methods, [p.source for p in r.paths]) for r in committed.policy.rules] == [
+        (r.roles, r.methods, [p.source for p in r.paths]) for r in defaults.policy.rules]
 
 
 def test_default_role_lifetimes() -> None:

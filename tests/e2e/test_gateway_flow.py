@@ -148,3 +148,34 @@ async def test_downstream_service_verifies_with_the_jwks_alone(
     assert jwt.get_unverified_header(token)["alg"] == alg
     assert (claims["sub"], claims["role"]) == ("agent1", "agent_reasoning")
     assert claims["exp"] - claims["iat"] == 120
+
+
+@pytest.mark.parametrize("user, password, method, path", [
+    ("agent1", "agent1-pw", "GET", "/llm/admin/stats"),  # an agent on an admin route
+    ("mon1", "mon1-pw", "POST", "/llm/chat/completions"),  # monitoring may not chat
+])
+async def test_policy_denies_with_403_and_the_llm_is_never_hit(
+        nginx: NginxInstance, stub: StubLLM, http: aiohttp.ClientSession, deployment: Deployment,
+        gateway: GatewayProcess, user: str, password: str, method: str, path: str) -> None:
+    deployment.add_user("mon1", "mon1-pw", "monitoring")
+    await wait_for_reload(gateway)
+    if user == "mon1":
+        async with http.post(f"{nginx.base_url}/login", allow_redirects=False,
+                             data={"username": user, "password": password}) as r:
+            headers = {"Cookie": f"auth_token={r.cookies['auth_token'].value}"}
+    else:
+        headers = {"Authorization": f"Bearer {await agent_token(http, nginx.base_url)}"}
+    async with http.request(method, f"{nginx.base_url}{path}", json=CHAT, headers=headers) as r:
+        assert r.status == 403
+    async with http.get(f"{nginx.base_url}/llm/models", headers=headers) as r:
+        assert r.status == 200  # the same identity is fine where the policy allows it
+    assert [req.path for req in stub.requests] == ["/v1/models"]
+
+
+async def wait_for_reload(gateway: GatewayProcess) -> None:
+    """The running gateway picks up the edited credentials file by itself (file watch); polling
+    the login instead would earn this client a ban."""
+    deadline = time.monotonic() + 5
+    while "reload (file change) done" not in gateway.log_text():
+        assert time.monotonic() < deadline, gateway.log_text()[-2000:]
+        await asyncio.sleep(0.05)
