@@ -6,8 +6,9 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed-$(shell cat setup.cfg pyproject.toml | cksum | cut -d' ' -f1)
 CONFIG ?= config.yaml
-# Debian packages the tests drive for real: nginx-light (has auth_request), redis-server.
-SYSTEM_PACKAGES = nginx-light redis-server
+# Debian packages the tests drive for real: nginx-light (has auth_request), redis-server, and
+# chromium for the browser tests (Playwright drives it; it never downloads a browser).
+SYSTEM_PACKAGES = nginx-light redis-server chromium
 
 .PHONY: run test demo install system-deps clean
 

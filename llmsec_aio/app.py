@@ -12,7 +12,7 @@ from typing import Any
 
 from aiohttp import web
 
-from . import handlers
+from . import handlers, sessions
 from .config import Config
 from .errors import BadRequest, GatewayError, MethodNotAllowed, NotFound, PayloadTooLarge
 from .handlers import BCRYPT_EXECUTOR, RUNTIME, SHARED
@@ -86,10 +86,11 @@ def create_app(config: Config, *, clock: Clock = time.time,
     app.cleanup_ctx.append(_bcrypt_executor)
     app.cleanup_ctx.append(_shared_state)
     app.router.add_post("/llm/login", handlers.llm_login)
-    app.router.add_get("/login", handlers.login_page)
-    app.router.add_post("/login", handlers.login_form)
+    app.router.add_get("/login", sessions.login_page)
+    app.router.add_post("/login", sessions.login_form)
+    app.router.add_get("/me", sessions.me)
     app.router.add_route("*", "/validate", handlers.validate)
-    app.router.add_post("/logout", handlers.logout)
+    app.router.add_post("/logout", sessions.logout)
     app.router.add_post("/admin/revoke", handlers.admin_revoke)
     app.router.add_get("/.well-known/jwks.json", handlers.jwks)
     app.router.add_get("/.well-known/openid-configuration", handlers.openid_configuration)

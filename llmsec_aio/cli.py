@@ -26,6 +26,7 @@ from .keystate import MANIFEST, KeyEntry, KeyState, write_manifest
 from .passwords import BCRYPT_MAX_BYTES, generate_password, hash_password
 from .reloader import PID_FILE, STATUS_FILE, live_pid
 from .revocation import Revocation
+from .revocation_store import StoreUnavailable
 from .rotation import add_next_key, compromise, rotate
 from .runtime import build_snapshot
 from .server import serve
@@ -233,7 +234,10 @@ def cmd_revoke(args: argparse.Namespace) -> int:
         record = Revocation("jti", args.jti, now, now + keep_for)
     else:
         record = Revocation("sub", args.sub, now, now + keep_for)
-    asyncio.run(store_revocation(config, record))
+    try:
+        asyncio.run(store_revocation(config, record))
+    except StoreUnavailable as exc:
+        raise CliError(f"not revoked: {exc}") from None
     print(f"revoked {record.kind} {record.value}")
     return 0
 
@@ -430,6 +434,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `llmsec-aio status | head`
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

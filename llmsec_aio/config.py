@@ -28,6 +28,7 @@ ENV_OVERRIDES = {
     "LLMSEC_PORT": "server.port",
     "LLMSEC_KEYS_DIR": "keys.dir",
     "LLMSEC_CREDENTIALS": "credentials.file",
+    "LLMSEC_STATE_DIR": "server.state_dir",
 }
 
 

@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 import logging
 from concurrent.futures import Executor
-from typing import Any
+from dataclasses import dataclass
+from urllib.parse import quote
 
 from aiohttp import web
-from multidict import MultiDictProxy
 
 from .config import RoleConfig
+from .cookies import session_cookie
 from .errors import (
     AuthenticationError,
     BadRequest,
@@ -22,6 +23,7 @@ from .errors import (
     TooManyAttempts,
 )
 from .httpauth import (
+    MAX_REDIRECT,
     MalformedCredentials,
     basic_credentials,
     bearer_token,
@@ -29,7 +31,6 @@ from .httpauth import (
     local_redirect,
 )
 from .keys import KeyRing
-from .loginpage import render_login_page
 from .passwords import check_password_async
 from .revocation import Revocation
 from .revocation_store import StoreUnavailable
@@ -111,67 +112,32 @@ async def llm_login(request: web.Request) -> web.Response:
     return web.json_response(body, headers=NO_STORE)
 
 
-def _single(form: MultiDictProxy[Any], name: str) -> str | None:
-    """A form field sent exactly once as text; anything else counts as absent."""
-    values = form.getall(name, [])
-    return values[0] if len(values) == 1 and isinstance(values[0], str) else None
+@dataclass(frozen=True)
+class Presented:
+    value: str
+    source: str  # "bearer", "cookie" or "body"
 
 
-async def login_page(request: web.Request) -> web.Response:
-    """GET /login: the form, remembering where to go afterwards."""
-    rd = request.query.get("rd") or request.query.get("next") or "/"
-    return render_login_page(rd=local_redirect(rd))
-
-
-async def login_form(request: web.Request) -> web.Response:
-    """POST /login: check the form, set the cookie, 303 to a local `rd` (or `next`)."""
-    snap = request.app[RUNTIME].current
-    form = await request.post()
-    username, password = _single(form, "username"), _single(form, "password")
-    rd = local_redirect(_single(form, "rd") or _single(form, "next")
-                        or request.query.get("rd") or request.query.get("next"))
-    try:
-        user, role = await authenticate(request, snap, username, password, method="form")
-    except (AuthenticationError, LoginMethodNotAllowed):
-        # The same page for every failure, including a role that may not use the form.
-        return render_login_page(rd=rd, username=username or "",
-                                 error="Invalid username or password.", status=401)
-    except TooManyAttempts as exc:
-        page = render_login_page(rd=rd, username=username or "", status=429,
-                                 error=f"Too many failed attempts. Try again in {exc.retry_after} s.")
-        page.headers["Retry-After"] = str(exc.retry_after)
-        return page
-    issued = snap.tokens.issue(user.name, role.name, role.ttl)
-    log.info("session issued to %r role %s kid %s", user.name, role.name, issued.claims.kid)
-    response = web.Response(status=303, headers={"Location": rd, **NO_STORE})
-    cookie = snap.config.cookie
-    response.set_cookie(
-        cookie.name, issued.token, max_age=role.ttl, path="/", domain=cookie.domain,
-        secure=cookie.secure, httponly=True, samesite=cookie.samesite,
-    )
-    return response
-
-
-async def _token_from(request: web.Request, cookie_name: str) -> str | None:
-    """Bearer header, then the cookie, then a small JSON body {"token": ...}."""
+async def token_from(request: web.Request, cookie_name: str, *, read_body: bool = True) -> Presented | None:
+    """Bearer header, then the cookie, then (for /validate) a small JSON body {"token": ...}."""
     token = bearer_token(request.headers.get("Authorization"))
     if token is not None:
-        return token
+        return Presented(token, "bearer")
     token = request.cookies.get(cookie_name)
     if token:
-        return token
+        return Presented(token, "cookie")
     length = request.content_length
-    if not request.body_exists or length is None or length > MAX_VALIDATE_BODY:
+    if not read_body or not request.body_exists or length is None or length > MAX_VALIDATE_BODY:
         return None
     try:
         body = json.loads(await request.read())
     except (ValueError, RecursionError):
         return None
     value = body.get("token") if isinstance(body, dict) else None
-    return value if isinstance(value, str) and value else None
+    return Presented(value, "body") if isinstance(value, str) and value else None
 
 
-async def _verified(request: web.Request, snap: Snapshot, token: str) -> Claims:
+async def verified(request: web.Request, snap: Snapshot, token: str) -> Claims:
     """Claims of a token that is valid now: signature (or cache), key, revocation and user."""
     runtime = request.app[RUNTIME]
     claims = await runtime.cache.get(token)
@@ -189,6 +155,16 @@ async def _verified(request: web.Request, snap: Snapshot, token: str) -> Claims:
     return claims
 
 
+def _renewal(snap: Snapshot, claims: Claims) -> dict[str, str]:
+    """Sliding sessions: a cookie past half its life gets a fresh one, which NGINX hands to the
+    browser (`auth_request_set` + `add_header Set-Cookie`). An idle session still ends at exp."""
+    if claims.exp - snap.tokens.clock() >= (claims.exp - claims.iat) / 2:
+        return {}
+    role = snap.config.roles[claims.role]
+    issued = snap.tokens.issue(claims.sub, claims.role, role.ttl)
+    return {"X-Auth-Request-Set-Cookie": session_cookie(snap.config.cookie, issued.token, role.ttl)}
+
+
 def _identity_headers(claims: Claims) -> dict[str, str]:
     return {
         "X-Auth-Request-User": claims.sub,
@@ -203,67 +179,36 @@ async def validate(request: web.Request) -> web.Response:
     runtime = request.app[RUNTIME]
     snap = runtime.current
     try:
-        token = await _token_from(request, snap.config.cookie.name)
+        token = await token_from(request, snap.config.cookie.name)
         if token is None:
             raise InvalidToken("missing")
-        claims = await _verified(request, snap, token)
+        claims = await verified(request, snap, token.value)
         uri = request.headers.get("X-Original-URI")
         if uri is not None:  # without it (a direct call), the token alone is checked
             method = request.headers.get("X-Original-Method", "")
             decision = snap.config.policy.decide(claims.role, claims.sub, method, uri)
             if not decision.allowed:
-                log.info("validate: 403 for %r (%s) %s %s: %s", claims.sub, claims.role, method,
-                         uri[:200], decision.reason)
+                log.info("validate: 403 for %r (%s) %s %s: %s %s", claims.sub, claims.role, method,
+                         uri[:200], decision.reason, decision.rule or "")
                 return json_error(Forbidden("this identity may not use this route"))
-        return web.Response(headers=_identity_headers(claims))
+        headers = _identity_headers(claims)
+        if token.source == "cookie":
+            headers |= _renewal(snap, claims)
+        return web.Response(headers=headers)
     except (InvalidToken, MalformedCredentials) as exc:
         reason = exc.reason if isinstance(exc, InvalidToken) else "malformed"
         log.debug("validate: 401 (%s)", reason)
     except Exception:
         # Fail closed: NGINX would turn a 5xx into a 500 for the client, and a 2xx would let it in.
         log.exception("validate: unexpected error, answering 401")
-    return json_error(InvalidToken(), BEARER_CHALLENGE)
+    return json_error(InvalidToken(), {**BEARER_CHALLENGE, **_login_redirect(request)})
 
 
-def _cleared_cookie(snap: Snapshot) -> str:
-    cookie = snap.config.cookie
-    parts = [f"{cookie.name}=", "Max-Age=0", "Path=/", "HttpOnly", f"SameSite={cookie.samesite}"]
-    if cookie.secure:
-        parts.append("Secure")
-    if cookie.domain:
-        parts.append(f"Domain={cookie.domain}")
-    return "; ".join(parts)
-
-
-def _wants_html(request: web.Request) -> bool:
-    return "text/html" in request.headers.get("Accept", "") or request.content_type in (
-        "application/x-www-form-urlencoded", "multipart/form-data")
-
-
-async def logout(request: web.Request) -> web.Response:
-    """POST /logout: revoke the presented token (Bearer or cookie) and clear the cookie.
-    Browsers are sent to /login; API clients get JSON. Idempotent: no valid token, no error."""
-    snap, shared = request.app[RUNTIME].current, request.app[SHARED]
-    revoked, stored = False, True
-    try:
-        token = bearer_token(request.headers.get("Authorization")) or request.cookies.get(
-            snap.config.cookie.name)
-        if token:
-            claims = await _verified(request, snap, token)
-            await shared.revoke(shared.revoke_token(claims))
-            revoked = True
-            log.info("logout: revoked jti %s of %r", claims.jti, claims.sub)
-    except (InvalidToken, MalformedCredentials):
-        pass
-    except StoreUnavailable as exc:
-        revoked, stored = True, False
-        log.error("logout: %s", exc)
-    headers = {"Set-Cookie": _cleared_cookie(snap), **NO_STORE}
-    if not stored:
-        return json_error(RevocationNotStored(), headers)
-    if _wants_html(request):
-        return web.Response(status=303, headers={"Location": "/login", **headers})
-    return web.json_response({"revoked": revoked}, headers=headers)
+def _login_redirect(request: web.Request) -> dict[str, str]:
+    """Where NGINX sends a browser after this 401: the login page, back to where it was."""
+    uri = request.headers.get("X-Original-URI", "")
+    target = local_redirect(uri[:MAX_REDIRECT])
+    return {"X-Auth-Request-Redirect": "/login?rd=" + quote(target, safe="/")}
 
 
 async def admin_revoke(request: web.Request) -> web.Response:
@@ -274,7 +219,7 @@ async def admin_revoke(request: web.Request) -> web.Response:
         token = bearer_token(request.headers.get("Authorization"))
         if token is None:
             raise InvalidToken("missing")
-        claims = await _verified(request, snap, token)
+        claims = await verified(request, snap, token)
     except (InvalidToken, MalformedCredentials):
         return json_error(InvalidToken(), BEARER_CHALLENGE)
     if claims.role != ADMIN_ROLE:

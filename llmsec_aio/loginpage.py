@@ -1,4 +1,4 @@
-"""The login page: one template, every value HTML-escaped, served under a strict CSP."""
+"""The HTML pages (login and /me): one layout, every value HTML-escaped, under a strict CSP."""
 
 from __future__ import annotations
 
@@ -13,9 +13,13 @@ from string import Template
 from aiohttp import web
 
 
+def _read(name: str) -> str:
+    return resources.files("llmsec_aio").joinpath(f"templates/{name}").read_text("utf-8")
+
+
 @functools.cache
-def _template() -> tuple[Template, str]:
-    text = resources.files("llmsec_aio").joinpath("templates/login.html").read_text("utf-8")
+def _layout() -> tuple[Template, str]:
+    text = _read("page.html")
     # The only inline content is the stylesheet; allow exactly it by hash, and no script at all.
     style = re.search(r"<style>(.*?)</style>", text, re.S)
     digest = hashlib.sha256(style.group(1).encode() if style else b"").digest()
@@ -27,17 +31,14 @@ def _template() -> tuple[Template, str]:
     return Template(text), csp
 
 
-def render_login_page(*, rd: str, username: str = "", error: str = "",
-                      status: int = 200) -> web.Response:
-    template, csp = _template()
-    body = template.substitute(
-        rd=html.escape(rd, quote=True),
-        username=html.escape(username, quote=True),
-        error=f'<p class="error" role="alert">{html.escape(error)}</p>' if error else "",
-        # Focus where the person has to type next: the password after a failed attempt.
-        username_focus="" if username else " autofocus",
-        password_focus=" autofocus" if username else "",
-    )
+@functools.cache
+def _login_form() -> Template:
+    return Template(_read("login.html"))
+
+
+def render_page(title: str, main: str, status: int = 200) -> web.Response:
+    """`main` is trusted markup built by the caller from escaped values."""
+    layout, csp = _layout()
     headers = {
         "Content-Security-Policy": csp,
         "X-Frame-Options": "DENY",
@@ -45,4 +46,18 @@ def render_login_page(*, rd: str, username: str = "", error: str = "",
         "Referrer-Policy": "same-origin",
         "Cache-Control": "no-store",
     }
+    body = layout.substitute(title=html.escape(title), main=main)
     return web.Response(text=body, status=status, content_type="text/html", headers=headers)
+
+
+def render_login_page(*, rd: str, username: str = "", error: str = "",
+                      status: int = 200) -> web.Response:
+    form = _login_form().substitute(
+        rd=html.escape(rd, quote=True),
+        username=html.escape(username, quote=True),
+        error=f'<p class="error" role="alert">{html.escape(error)}</p>' if error else "",
+        # Focus where the person has to type next: the password after a failed attempt.
+        username_focus="" if username else " autofocus",
+        password_focus=" autofocus" if username else "",
+    )
+    return render_page("Sign in · llmsec-aio", form, status)

@@ -137,21 +137,22 @@ class RedisRevocationStore:
         an outage must not turn a logout into a 5xx)."""
         self.revoked.add(record)
         try:
-            await self._write(record)
+            await self.write(record)
         except Exception as exc:  # any redis/connection error: keep it for the reconnect
             self.pending.append(record)
             self._set_state(False)
             log.warning("redis unreachable (%s): revocation applied here, shared when it returns",
                         type(exc).__name__)
 
-    async def _write(self, record: Revocation) -> None:
+    async def write(self, record: Revocation) -> None:
+        """Store and announce `record`; raises when Redis cannot be reached."""
         ttl_ms = max(1, int((record.until - self.clock()) * 1000))
         await self.client.set(self._key(record), record.to_json(), px=ttl_ms)
         await self.client.publish(self.CHANNEL, record.to_json())
 
     async def _resync(self) -> None:
         for record in self.pending[:]:
-            await self._write(record)
+            await self.write(record)
             self.pending.remove(record)
         async for key in self.client.scan_iter(match=f"{self.PREFIX}*", count=500):
             value = await self.client.get(key)

@@ -38,13 +38,6 @@ async def serve(config: Config, host: str, port: int) -> None:
     await site.start()
     state = config.server.state_dir
     pid_file, status_file = state / PID_FILE, state / STATUS_FILE
-
-    def publish_status() -> None:
-        try:
-            write_json_atomically(status_file, status_document(runtime, host, port))
-        except OSError as exc:
-            log.warning("cannot write %s: %s", status_file, exc)
-
     state.mkdir(parents=True, exist_ok=True)
     owner = live_pid(pid_file)
     if owner is None or owner == os.getpid():
@@ -52,6 +45,15 @@ async def serve(config: Config, host: str, port: int) -> None:
     else:
         log.warning("%s names a running server (pid %d); `llmsec-aio reload` and `status` keep "
                     "talking to that one", pid_file, owner)
+
+    def publish_status() -> None:
+        if live_pid(pid_file) != os.getpid():
+            return  # another server owns this state folder and its status file
+        try:
+            write_json_atomically(status_file, status_document(runtime, host, port))
+        except OSError as exc:
+            log.warning("cannot write %s: %s", status_file, exc)
+
     publish_status()
     log.info("llmsec-aio listening on http://%s:%d (pid %d)", host, port, os.getpid())
 

@@ -17,7 +17,7 @@ from aiocache import Cache
 
 from .config import Config
 from .revocation import Revocation, RevocationList
-from .revocation_store import POLL_SECONDS, FileRevocationStore, RedisRevocationStore
+from .revocation_store import POLL_SECONDS, FileRevocationStore, RedisRevocationStore, StoreUnavailable
 from .throttle import LoginThrottle
 from .tokens import Claims, Clock
 
@@ -86,7 +86,11 @@ async def store_revocation(config: Config, record: Revocation) -> None:
         cache = redis_cache(config.cache.redis_url)
         try:
             store = RedisRevocationStore(cache.client, RevocationList(), time.time, lambda up: None)
-            await store.append(record)
+            # Unlike a server, the CLI cannot keep a revocation for later: fail loudly instead.
+            try:
+                await store.write(record)
+            except Exception as exc:
+                raise StoreUnavailable(f"redis at {config.cache.redis_url}: {type(exc).__name__}") from None
         finally:
             await cache.close()
     else:
@@ -103,6 +107,15 @@ async def open_shared_state(config: Config, clock: Clock) -> AsyncIterator[Share
         state = SharedState(revoked, LoginThrottle(config.logins, cache, clock), clock, redis_up=False)
         state.throttle.on_state = state._redis_state
         state.redis_store = RedisRevocationStore(cache.client, revoked, clock, state._redis_state)
+        # Revocations made while this instance used the embedded store must not come back to
+        # life when it moves to Redis: they go out with the first connection.
+        legacy = config.server.state_dir / REVOCATIONS_FILE
+        if legacy.exists():
+            earlier = RevocationList()
+            await asyncio.to_thread(FileRevocationStore(legacy, earlier).load, clock())
+            for record in earlier.records():
+                revoked.add(record)
+                state.redis_store.pending.append(record)
         state.tasks.append(asyncio.create_task(state.redis_store.run()))
     else:
         state = SharedState(revoked, LoginThrottle(config.logins, None, clock), clock)
