@@ -12,10 +12,11 @@ from typing import Any
 
 from aiohttp import web
 
-from . import handlers, sessions
+from . import audit, handlers, sessions
 from .config import Config
 from .errors import BadRequest, GatewayError, MethodNotAllowed, NotFound, PayloadTooLarge
-from .handlers import BCRYPT_EXECUTOR, RUNTIME, SHARED
+from .handlers import BCRYPT_EXECUTOR, METRICS, RUNTIME, SHARED
+from .metrics import Metrics
 from .runtime import Runtime
 from .shared import open_shared_state
 from .tokens import Clock
@@ -31,6 +32,23 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 _HTTP_ERRORS: dict[int, type[GatewayError]] = {
     404: NotFound, 405: MethodNotAllowed, 413: PayloadTooLarge,
 }
+
+
+@web.middleware
+async def metrics_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Count and time every answer by route name (outermost, so it sees the final status)."""
+    start = time.perf_counter()
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        return response
+    except web.HTTPException as exc:
+        status = exc.status
+        raise
+    finally:
+        route = request.match_info.route.name or "other"
+        request.app[METRICS].observe(route, status, time.perf_counter() - start)
 
 
 @web.middleware
@@ -81,18 +99,26 @@ async def _bcrypt_executor(app: web.Application) -> AsyncIterator[None]:
 def create_app(config: Config, *, clock: Clock = time.time,
                runtime: Runtime | None = None) -> web.Application:
     """Build the gateway. Raises ConfigError (at startup) when keys or users cannot be loaded."""
-    app = web.Application(middlewares=[error_middleware], client_max_size=MAX_LOGIN_BODY)
-    app[RUNTIME] = runtime or Runtime.from_config(config, clock)
+    app = web.Application(middlewares=[metrics_middleware, error_middleware],
+                          client_max_size=MAX_LOGIN_BODY)
+    app[RUNTIME] = runtime = runtime or Runtime.from_config(config, clock)
+    app[METRICS] = metrics = Metrics(runtime, lambda: app.get(SHARED))
+    runtime.on_reload.append(lambda o: metrics.reloads.labels("success" if o.ok else "failure").inc())
+    runtime.on_reload.append(lambda o: audit.event("reload", ok=o.ok, trigger=o.trigger, message=o.message))
     app.cleanup_ctx.append(_bcrypt_executor)
     app.cleanup_ctx.append(_shared_state)
-    app.router.add_post("/llm/login", handlers.llm_login)
-    app.router.add_get("/login", sessions.login_page)
-    app.router.add_post("/login", sessions.login_form)
-    app.router.add_get("/me", sessions.me)
-    app.router.add_route("*", "/validate", handlers.validate)
-    app.router.add_post("/logout", sessions.logout)
-    app.router.add_post("/admin/revoke", handlers.admin_revoke)
-    app.router.add_get("/.well-known/jwks.json", handlers.jwks)
-    app.router.add_get("/.well-known/openid-configuration", handlers.openid_configuration)
-    app.router.add_get("/healthz", handlers.healthz)
+    routes = app.router
+    routes.add_post("/llm/login", handlers.llm_login, name="llm_login")
+    routes.add_get("/login", sessions.login_page, name="login_page")
+    routes.add_post("/login", sessions.login_form, name="login")
+    routes.add_get("/me", sessions.me, name="me")
+    routes.add_route("*", "/validate", handlers.validate, name="validate")
+    routes.add_post("/logout", sessions.logout, name="logout")
+    routes.add_post("/admin/revoke", handlers.admin_revoke, name="admin_revoke")
+    routes.add_get("/.well-known/jwks.json", handlers.jwks, name="jwks")
+    routes.add_get("/.well-known/openid-configuration", handlers.openid_configuration,
+                   name="openid_configuration")
+    routes.add_get("/metrics", handlers.metrics_endpoint, name="metrics")
+    routes.add_get("/healthz", handlers.healthz, name="healthz")
+    routes.add_get("/readyz", handlers.readyz, name="readyz")
     return app

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from .audit import audit_log
 from .config import ALGORITHMS, Config, ServerConfig, load_config
 from .errors import ConfigError, InvalidToken
 from .keys import generate_key, load_keyring
@@ -32,6 +33,7 @@ from .runtime import build_snapshot
 from .server import serve
 from .shared import store_revocation
 from .users import USERNAME, read_entries, write_entries
+from .workers import WORKER_ENV, supervise
 
 log = logging.getLogger("llmsec_aio")
 
@@ -53,7 +55,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     config = _config(args)
     host = args.host or config.server.host
     port = config.server.port if args.port is None else args.port
-    asyncio.run(serve(config, host, port))
+    if args.workers < 1:
+        raise CliError("--workers must be at least 1")
+    if args.workers > 1:
+        return supervise(config, host, port, args.workers)
+    worker = os.environ.get(WORKER_ENV)
+    asyncio.run(serve(config, host, port, worker=int(worker) if worker else None))
     return 0
 
 
@@ -372,6 +379,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("serve", cmd_serve, "run the gateway")
     p.add_argument("--host")
     p.add_argument("--port", type=int)
+    p.add_argument("--workers", type=int, default=1,
+                   help="server processes sharing the port (SO_REUSEPORT); default 1")
     p = add("reload", cmd_reload, "make the running server reload config, keys and users (SIGHUP)")
     p.add_argument("--wait", type=float, default=5.0, help="seconds to wait for the outcome")
     add("status", cmd_status, "show the running server's keys and recent reloads")
@@ -424,10 +433,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     # The server logs its work; other commands print what they did and log only problems.
     level = logging.INFO if args.command == "serve" else logging.WARNING
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # Audit events are JSON lines on their own logger: route them apart if you like.
+    audit_handler = logging.StreamHandler()
+    audit_handler.setFormatter(logging.Formatter("%(message)s"))
+    audit_log.addHandler(audit_handler)
+    audit_log.setLevel(logging.INFO)
+    audit_log.propagate = False
     try:
         return int(args.func(args))
     except ConfigError as exc:
-        print(f"llmsec-aio: configuration error:\n{exc}", file=sys.stderr)
+        sep = " " if len(exc.problems) == 1 else "\n"
+        print(f"llmsec-aio: configuration error:{sep}{exc}", file=sys.stderr)
         return EXIT_USAGE
     except (CliError, OSError) as exc:
         print(f"llmsec-aio: {exc}", file=sys.stderr)

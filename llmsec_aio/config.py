@@ -80,6 +80,7 @@ class KeysConfig:
 class CredentialsConfig:
     file: Path = Path("credentials.yaml")
     bcrypt_cost: int = 12
+    verified_cache_ttl: int = 300
 
 
 @dataclass(frozen=True)
@@ -88,6 +89,12 @@ class CacheConfig:
     redis_url: str = "redis://127.0.0.1:6379/0"
     max_entries: int = 100_000
     ttl: int = 300
+
+
+@dataclass(frozen=True)
+class MetricsConfig:
+    host: str = "127.0.0.1"
+    port: int = 0  # 0: no separate listener; /metrics on the main port needs a token
 
 
 @dataclass(frozen=True)
@@ -110,6 +117,7 @@ class Config:
     cache: CacheConfig = field(default_factory=CacheConfig)
     cookie: CookieConfig = field(default_factory=CookieConfig)
     logins: LimitConfig = field(default_factory=LimitConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
     roles: Mapping[str, RoleConfig] = field(default_factory=lambda: DEFAULT_ROLES)
     policy: Policy = field(default_factory=Policy)
 
@@ -252,6 +260,8 @@ def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> Confi
     credentials = CredentialsConfig(
         file=base / c.take("file", "credentials.yaml", "a file path", _str),
         bcrypt_cost=c.take("bcrypt_cost", 12, "a bcrypt cost from 4 to 16", _int(4, 16)),
+        verified_cache_ttl=c.take("verified_cache_ttl", 300, "seconds from 0 (off) to 3600",
+                                  _int(0, 3600)),
     )
     c.finish()
 
@@ -287,6 +297,16 @@ def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> Confi
     )
     lo.finish()
 
+    me = top.section("metrics")
+    metrics = MetricsConfig(
+        host=me.take("host", "127.0.0.1", "a host name or address", _str),
+        port=me.take("port", 0, "a port from 0 (off) to 65535", _int(0, 65535)),
+    )
+    me.finish()
+    if issuer.lower().startswith("https://") and not cookie.secure:
+        problems.append(src.problem("cookie.secure", "true, since the issuer is an https:// URL",
+                                    "boolean false"))
+
     roles = _roles(top, problems)
     top.used.add("policy")
     policy, policy_problems = parse_policy(top.data.get("policy"), src, roles=roles)
@@ -297,7 +317,8 @@ def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> Confi
         raise ConfigError(problems)
     return Config(
         path=path, server=server, issuer=issuer, audience=audience, leeway=leeway, keys=keys,
-        credentials=credentials, cache=cache, cookie=cookie, logins=logins, roles=roles,
+        credentials=credentials, cache=cache, cookie=cookie, logins=logins, metrics=metrics,
+        roles=roles,
         policy=policy,
     )
 

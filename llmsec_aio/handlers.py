@@ -9,7 +9,9 @@ from dataclasses import dataclass
 from urllib.parse import quote
 
 from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from . import audit
 from .config import RoleConfig
 from .cookies import session_cookie
 from .errors import (
@@ -31,12 +33,13 @@ from .httpauth import (
     local_redirect,
 )
 from .keys import KeyRing
+from .metrics import Metrics
 from .passwords import check_password_async
 from .revocation import Revocation
 from .revocation_store import StoreUnavailable
 from .runtime import Runtime, Snapshot
 from .shared import SharedState
-from .tokens import Claims
+from .tokens import Claims, IssuedToken
 from .users import User
 
 log = logging.getLogger(__name__)
@@ -44,7 +47,9 @@ log = logging.getLogger(__name__)
 RUNTIME = web.AppKey("runtime", Runtime)
 BCRYPT_EXECUTOR = web.AppKey("bcrypt_executor", Executor)
 SHARED = web.AppKey("shared_state", SharedState)
+METRICS = web.AppKey("metrics", Metrics)
 ADMIN_ROLE = "admin"
+METRICS_ROLES = frozenset({"monitoring", ADMIN_ROLE})
 
 # /validate reads a JSON body only when it is this small; NGINX's subrequest has none.
 MAX_VALIDATE_BODY = 8192
@@ -68,25 +73,50 @@ async def authenticate(request: web.Request, snap: Snapshot, username: str | Non
                        password: str | None, method: str) -> tuple[User, RoleConfig]:
     """Check credentials with one bcrypt run whatever the cause of failure (no enumeration),
     unless a ban is in force: then no bcrypt at all, and TooManyAttempts."""
-    throttle = request.app[SHARED].throttle
+    throttle, metrics = request.app[SHARED].throttle, request.app[METRICS]
     client = client_of(request)
+
+    def outcome(result: str, role: str | None = None) -> None:
+        metrics.logins.labels(method, result).inc()
+        audit.event("login", outcome=result, method=method, user=username or "", role=role,
+                    client=client)
+
     wait = await throttle.retry_after(username or "", client)
     if wait is not None:
+        outcome("banned")
         raise TooManyAttempts(wait)
     user = snap.users.get(username) if username else None
     usable = user is not None and not user.disabled and password is not None
     hashed = user.password_hash if usable and user is not None else snap.dummy_hash
-    ok = await check_password_async(request.app[BCRYPT_EXECUTOR], password or "", hashed)
+    runtime, ttl = request.app[RUNTIME], snap.config.credentials.verified_cache_ttl
+    now = runtime.clock()
+    if usable and ttl and runtime.verified.check(username or "", password or "", hashed, now):
+        ok = True  # verified with bcrypt within the last `ttl` seconds: skip the 250 ms
+    else:
+        ok = await check_password_async(request.app[BCRYPT_EXECUTOR], password or "", hashed)
+        if ok and usable and ttl:
+            runtime.verified.remember(username or "", password or "", hashed, now + ttl)
     if not (ok and usable and user is not None):
-        log.info("login failed (%s) for %r from %s", method, (username or "")[:64], client)
-        await throttle.failed(username or "", client)
+        outcome("failure")
+        if await throttle.failed(username or "", client):
+            metrics.bans.inc()
+            audit.event("ban", user=username or "", client=client, seconds=throttle.limits.ban)
         raise AuthenticationError()
     await throttle.succeeded(user.name, client)
     role = snap.config.roles[user.role]
     if method not in role.login:
-        log.info("login refused (%s not allowed for role %s) for %r", method, role.name, user.name)
+        outcome("method_not_allowed", role.name)
         raise LoginMethodNotAllowed()
+    outcome("success", role.name)
     return user, role
+
+
+def issue_token(snap: Snapshot, user: str, role: RoleConfig) -> IssuedToken:
+    issued = snap.tokens.issue(user, role.name, role.ttl)
+    claims = issued.claims
+    audit.event("token_issued", user=user, role=role.name, jti=claims.jti, kid=claims.kid,
+                exp=int(claims.exp))
+    return issued
 
 
 async def llm_login(request: web.Request) -> web.Response:
@@ -103,8 +133,7 @@ async def llm_login(request: web.Request) -> web.Response:
         return json_error(exc, {"Retry-After": str(exc.retry_after)})
     except LoginMethodNotAllowed as exc:
         return json_error(exc)
-    issued = snap.tokens.issue(user.name, role.name, role.ttl)
-    log.info("token issued to %r role %s kid %s", user.name, role.name, issued.claims.kid)
+    issued = issue_token(snap, user.name, role)
     body = {
         "token": issued.token, "access_token": issued.token, "token_type": "Bearer",
         "expires_in": issued.expires_in, "expires_at": int(issued.claims.exp),
@@ -139,13 +168,16 @@ async def token_from(request: web.Request, cookie_name: str, *, read_body: bool 
 
 async def verified(request: web.Request, snap: Snapshot, token: str) -> Claims:
     """Claims of a token that is valid now: signature (or cache), key, revocation and user."""
-    runtime = request.app[RUNTIME]
+    runtime, metrics = request.app[RUNTIME], request.app[METRICS]
     claims = await runtime.cache.get(token)
     if claims is None:
+        metrics.cache_miss.inc()
         claims = snap.tokens.verify(token)
         await runtime.cache.put(token, claims)
     elif snap.keyring.get(claims.kid) is None:  # removed or compromised since it was cached
         raise InvalidToken("unknown_kid")
+    else:
+        metrics.cache_hit.inc()
     # Checked on every request, cached or not, so a revocation is never outlived by the cache.
     if request.app[SHARED].is_revoked(claims):
         raise InvalidToken("revoked")
@@ -161,7 +193,7 @@ def _renewal(snap: Snapshot, claims: Claims) -> dict[str, str]:
     if claims.exp - snap.tokens.clock() >= (claims.exp - claims.iat) / 2:
         return {}
     role = snap.config.roles[claims.role]
-    issued = snap.tokens.issue(claims.sub, claims.role, role.ttl)
+    issued = issue_token(snap, claims.sub, role)
     return {"X-Auth-Request-Set-Cookie": session_cookie(snap.config.cookie, issued.token, role.ttl)}
 
 
@@ -176,8 +208,8 @@ def _identity_headers(claims: Claims) -> dict[str, str]:
 
 async def validate(request: web.Request) -> web.Response:
     """Any method /validate: NGINX's auth_request target. Answers 200 or 401, nothing else."""
-    runtime = request.app[RUNTIME]
-    snap = runtime.current
+    snap, metrics = request.app[RUNTIME].current, request.app[METRICS]
+    reason = "error"
     try:
         token = await token_from(request, snap.config.cookie.name)
         if token is None:
@@ -190,10 +222,12 @@ async def validate(request: web.Request) -> web.Response:
             if not decision.allowed:
                 log.info("validate: 403 for %r (%s) %s %s: %s %s", claims.sub, claims.role, method,
                          uri[:200], decision.reason, decision.rule or "")
+                metrics.decisions.labels("denied", decision.reason).inc()
                 return json_error(Forbidden("this identity may not use this route"))
         headers = _identity_headers(claims)
         if token.source == "cookie":
             headers |= _renewal(snap, claims)
+        metrics.valid.inc()
         return web.Response(headers=headers)
     except (InvalidToken, MalformedCredentials) as exc:
         reason = exc.reason if isinstance(exc, InvalidToken) else "malformed"
@@ -201,6 +235,7 @@ async def validate(request: web.Request) -> web.Response:
     except Exception:
         # Fail closed: NGINX would turn a 5xx into a 500 for the client, and a 2xx would let it in.
         log.exception("validate: unexpected error, answering 401")
+    metrics.decisions.labels("invalid", reason).inc()
     return json_error(InvalidToken(), {**BEARER_CHALLENGE, **_login_redirect(request)})
 
 
@@ -240,7 +275,7 @@ async def admin_revoke(request: web.Request) -> web.Response:
     except StoreUnavailable as exc:
         log.error("admin revoke: %s", exc)
         return json_error(RevocationNotStored())
-    log.info("revoked %s %r by %r", record.kind, record.value[:64], claims.sub)
+    audit.event("revoked", kind=record.kind, value=record.value, by=claims.sub)
     return web.json_response({"revoked": {"kind": record.kind, "value": record.value}},
                              headers=NO_STORE)
 
@@ -275,6 +310,43 @@ async def openid_configuration(request: web.Request) -> web.Response:
     }
     max_age = snap.config.keys.jwks_max_age
     return web.json_response(body, headers={"Cache-Control": f"public, max-age={max_age}"})
+
+
+async def metrics_endpoint(request: web.Request) -> web.Response:
+    """GET /metrics: for a Bearer token of the monitoring or admin role (see also metrics.port)."""
+    snap = request.app[RUNTIME].current
+    try:
+        token = bearer_token(request.headers.get("Authorization"))
+        if token is None:
+            raise InvalidToken("missing")
+        claims = await verified(request, snap, token)
+    except (InvalidToken, MalformedCredentials):
+        return json_error(InvalidToken(), BEARER_CHALLENGE)
+    if claims.role not in METRICS_ROLES:
+        return json_error(Forbidden("only the monitoring and admin roles may read metrics"))
+    return metrics_response(request.app[METRICS])
+
+
+def metrics_response(metrics: Metrics) -> web.Response:
+    body = generate_latest(metrics.registry)
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST, **NO_STORE})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    """Ready when keys and users are loaded (they are, or the process would not run) and Redis,
+    when configured, is reachable; otherwise 503 with the reasons."""
+    shared = request.app[SHARED]
+    reasons = []
+    if shared.redis_up is False:
+        reasons.append("redis is unreachable")
+    snap = request.app[RUNTIME].current
+    if not snap.users.users:
+        reasons.append("no users are loaded")
+    if reasons:
+        return web.json_response({"status": "not ready", "reasons": reasons}, status=503,
+                                 headers=NO_STORE)
+    return web.json_response({"status": "ready", "keys": len(snap.keyring.keys),
+                              "users": len(snap.users.users)}, headers=NO_STORE)
 
 
 async def healthz(request: web.Request) -> web.Response:

@@ -7,6 +7,7 @@ import math
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from . import audit
 from .config import Config
 from .keys import Key, generate_key, load_key, load_keyring
 from .keystate import KeyEntry, KeyState, load_manifest, plan_rotation, write_manifest
@@ -31,7 +32,7 @@ class Outcome:
 
     def say(self, line: str) -> None:
         self.lines.append(line)
-        log.info("keys: %s", line)
+        audit.event("key_state", change=line)
 
 
 def _entries(folder: Path, algorithm: str) -> tuple[list[KeyEntry], dict[str, Key]]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,7 +12,7 @@ from .cache import ValidationCache
 from .config import Config, load_config
 from .errors import ConfigError
 from .keys import KeyRing, load_keyring, unsafe_removals
-from .passwords import dummy_hash
+from .passwords import VerifiedCredentials, dummy_hash
 from .rotation import key_overlap
 from .tokens import Clock, TokenService
 from .users import UserStore, load_users
@@ -68,7 +69,9 @@ class Runtime:
         self.started = clock()
         cache = snapshot.config.cache
         self.cache = ValidationCache(cache.max_entries, cache.ttl, clock)
+        self.verified = VerifiedCredentials()
         self.reloads: deque[ReloadOutcome] = deque(maxlen=20)
+        self.on_reload: list[Callable[[ReloadOutcome], None]] = []  # metrics, audit
 
     @classmethod
     def from_config(cls, config: Config, clock: Clock) -> Runtime:
@@ -86,7 +89,7 @@ class Runtime:
             if refused:
                 raise ConfigError(refused)
         except ConfigError as exc:
-            self.reloads.append(ReloadOutcome(self.clock(), False, trigger, str(exc)))
+            self._record(ReloadOutcome(self.clock(), False, trigger, str(exc)))
             log.error("reload (%s) failed, still serving the previous state:\n%s", trigger, exc)
             raise
         self.current = snapshot
@@ -98,6 +101,11 @@ class Runtime:
             message += "; server.* changed and applies only after a restart"
             log.warning("server.* changed in %s: the listening address, limits, state folder and "
                         "watch interval apply only after a restart", config.path)
-        self.reloads.append(ReloadOutcome(self.clock(), True, trigger, message))
+        self._record(ReloadOutcome(self.clock(), True, trigger, message))
         log.info("reload (%s) done: %s", trigger, message)
         return snapshot
+
+    def _record(self, outcome: ReloadOutcome) -> None:
+        self.reloads.append(outcome)
+        for hook in self.on_reload:
+            hook(outcome)

@@ -10,6 +10,7 @@ from typing import Any
 from aiohttp import web
 from multidict import MultiDictProxy
 
+from . import audit
 from .cookies import cleared_cookie, session_cookie
 from .errors import (
     AuthenticationError,
@@ -19,7 +20,16 @@ from .errors import (
     RevocationNotStored,
     TooManyAttempts,
 )
-from .handlers import NO_STORE, RUNTIME, SHARED, authenticate, json_error, token_from, verified
+from .handlers import (
+    NO_STORE,
+    RUNTIME,
+    SHARED,
+    authenticate,
+    issue_token,
+    json_error,
+    token_from,
+    verified,
+)
 from .httpauth import MalformedCredentials, local_redirect
 from .loginpage import render_login_page, render_page
 from .revocation_store import StoreUnavailable
@@ -76,8 +86,7 @@ async def login_form(request: web.Request) -> web.Response:
                                  error=f"Too many failed attempts. Try again in {exc.retry_after} s.")
         page.headers["Retry-After"] = str(exc.retry_after)
         return page
-    issued = snap.tokens.issue(user.name, role.name, role.ttl)
-    log.info("session issued to %r role %s kid %s", user.name, role.name, issued.claims.kid)
+    issued = issue_token(snap, user.name, role)
     return web.Response(status=303, headers={
         "Location": rd, "Set-Cookie": session_cookie(snap.config.cookie, issued.token, role.ttl),
         **NO_STORE})
@@ -123,7 +132,7 @@ async def logout(request: web.Request) -> web.Response:
             claims = await verified(request, snap, token.value)
             await shared.revoke(shared.revoke_token(claims))
             revoked = True
-            log.info("logout: revoked jti %s of %r", claims.jti, claims.sub)
+            audit.event("revoked", kind="jti", value=claims.jti, by=claims.sub, reason="logout")
     except (InvalidToken, MalformedCredentials):
         pass
     except StoreUnavailable as exc:

@@ -71,8 +71,10 @@ class LoginThrottle:
                 return max(1, math.ceil(float(until) - now))
         return None
 
-    async def failed(self, username: str, client: str) -> None:
+    async def failed(self, username: str, client: str) -> bool:
+        """Count a failure; True when it started a ban."""
         limits = self.limits
+        banned = False
         pair, per_client = self._keys(username, client)
         for key, limit in ((pair, limits.max_failures), (per_client, limits.max_failures_per_client)):
             count = await self._call("increment", key, 1)
@@ -82,8 +84,10 @@ class LoginThrottle:
                 await self._call("set", f"{key}:ban", self.clock() + limits.ban, ttl=limits.ban)
                 await self._call("delete", key)
                 self.bans += 1
+                banned = True
                 log.warning("login ban for %d s after %d failures (%s)", limits.ban, count,
                             "username and client" if key == pair else "client")
+        return banned
 
     async def succeeded(self, username: str, client: str) -> None:
         # Only the pair: one valid account must not wash out the client's guesses at others.

@@ -240,3 +240,29 @@ def test_client_address_rules() -> None:
     assert pick("127.0.0.1", "not-an-ip", None, trusted) == "127.0.0.1"
     assert pick("198.51.100.1", "203.0.113.1", "203.0.113.1", trusted) == "198.51.100.1"
     assert pick(None, "203.0.113.1", None, trusted) == "unknown"
+
+
+async def test_repeat_logins_skip_bcrypt_until_the_password_changes(
+        client: Client, deployment: Deployment, monkeypatch: pytest.MonkeyPatch, clock: FakeClock) -> None:
+    calls = counting_bcrypt(monkeypatch)
+    for _ in range(3):
+        assert (await attempt(client, "agent1", "agent1-pw")).status == 200
+    assert len(calls) == 1
+    assert (await attempt(client, "agent1", "wrong")).status == 401 and len(calls) == 2
+    clock.advance(300)  # credentials.verified_cache_ttl
+    assert (await attempt(client, "agent1", "agent1-pw")).status == 200 and len(calls) == 3
+    deployment.add_user("agent1", "new-password", "agent_reasoning")
+    await client.app[handlers.RUNTIME].reload()
+    assert (await attempt(client, "agent1", "agent1-pw")).status == 401
+    assert (await attempt(client, "agent1", "new-password")).status == 200 and len(calls) == 5
+
+
+async def test_the_verified_cache_can_be_turned_off(
+        make_client: MakeClient, deployment: Deployment, monkeypatch: pytest.MonkeyPatch) -> None:
+    deployment.settings["credentials"] = {**deployment.settings["credentials"], "verified_cache_ttl": 0}
+    deployment.write()
+    client = await make_client()
+    calls = counting_bcrypt(monkeypatch)
+    for _ in range(3):
+        assert (await attempt(client, "agent1", "agent1-pw")).status == 200
+    assert len(calls) == 3

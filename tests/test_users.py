@@ -66,3 +66,20 @@ def test_password_checks() -> None:
 def test_dummy_hash_has_the_requested_cost() -> None:
     assert dummy_hash(5).startswith(b"$2b$05$")
     assert not check_password("", dummy_hash(4))
+
+
+def test_verified_credentials_keep_no_secret_and_follow_the_hash() -> None:
+    from llmsec_aio.passwords import VerifiedCredentials
+
+    cache = VerifiedCredentials(max_entries=2)
+    hashed = hash_password("pw-one", 4).encode()
+    cache.remember("alice", "pw-one", hashed, until=100.0)
+    assert cache.check("alice", "pw-one", hashed, now=99.0)
+    assert not cache.check("alice", "pw-one", hashed, now=100.0)  # expired
+    assert not cache.check("alice", "pw-two", hashed, now=50.0)
+    assert not cache.check("alice", "pw-one", hash_password("pw-one", 4).encode(), now=50.0)  # new hash
+    stored = repr(cache._seen)  # what a memory dump would show
+    assert "pw-one" not in stored and hashed.decode() not in stored
+    cache.remember("bob", "x", hashed, 100.0)
+    cache.remember("carol", "y", hashed, 100.0)
+    assert not cache.check("alice", "pw-one", hashed, now=50.0)  # bounded: the oldest went
