@@ -68,7 +68,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         log.exception("unhandled error on %s %s", request.method, request.path)
         error = GatewayError()
     return web.json_response(error.to_json(), status=error.status,
-                             headers={"Cache-Control": "no-store"})
+                             headers={"Cache-Control": "no-store", **error.headers})
 
 
 def server_limits(config: Config) -> dict[str, Any]:

@@ -30,6 +30,7 @@ class GatewayError(Exception):
     status: int = 500
     code: str = "internal_error"
     default_message: str = "internal error"
+    headers: dict[str, str] = {}  # noqa: RUF012 - read-only class defaults
 
     def __init__(self, message: str | None = None) -> None:
         self.message = message or self.default_message
@@ -59,6 +60,7 @@ class InvalidToken(GatewayError):
     status = 401
     code = "invalid_token"
     default_message = "the access token is missing, invalid or expired"
+    headers = {"WWW-Authenticate": 'Bearer error="invalid_token"'}  # noqa: RUF012
 
     def __init__(self, reason: str = "malformed") -> None:
         super().__init__()

@@ -55,7 +55,7 @@ METRICS_ROLES = frozenset({"monitoring", ADMIN_ROLE})
 MAX_VALIDATE_BODY = 8192
 NO_STORE = {"Cache-Control": "no-store"}
 BASIC_CHALLENGE = {"WWW-Authenticate": 'Basic realm="llmsec-aio", charset="UTF-8"'}
-BEARER_CHALLENGE = {"WWW-Authenticate": 'Bearer error="invalid_token"'}
+BEARER_CHALLENGE = InvalidToken.headers
 
 
 def json_error(exc: GatewayError, headers: dict[str, str] | None = None) -> web.Response:
@@ -246,19 +246,26 @@ def _login_redirect(request: web.Request) -> dict[str, str]:
     return {"X-Auth-Request-Redirect": "/login?rd=" + quote(target, safe="/")}
 
 
+async def bearer_of_role(request: web.Request, roles: frozenset[str], refusal: str) -> Claims:
+    """The claims of a valid Bearer token (never a cookie: no cross-site use) whose role is in
+    `roles`; raises InvalidToken (401) or Forbidden (403) for the error middleware to answer."""
+    try:
+        token = bearer_token(request.headers.get("Authorization"))
+    except MalformedCredentials:
+        raise InvalidToken("malformed") from None
+    if token is None:
+        raise InvalidToken("missing")
+    claims = await verified(request, request.app[RUNTIME].current, token)
+    if claims.role not in roles:
+        raise Forbidden(refusal)
+    return claims
+
+
 async def admin_revoke(request: web.Request) -> web.Response:
     """POST /admin/revoke {"jti": ...} or {"sub": ...}: admin Bearer tokens only (no cookie,
     so a cross-site form cannot use an admin's browser session)."""
     snap, shared = request.app[RUNTIME].current, request.app[SHARED]
-    try:
-        token = bearer_token(request.headers.get("Authorization"))
-        if token is None:
-            raise InvalidToken("missing")
-        claims = await verified(request, snap, token)
-    except (InvalidToken, MalformedCredentials):
-        return json_error(InvalidToken(), BEARER_CHALLENGE)
-    if claims.role != ADMIN_ROLE:
-        return json_error(Forbidden("only the admin role may revoke"))
+    claims = await bearer_of_role(request, frozenset({ADMIN_ROLE}), "only the admin role may revoke")
     try:
         body = await request.json()
     except ValueError:
@@ -314,16 +321,7 @@ async def openid_configuration(request: web.Request) -> web.Response:
 
 async def metrics_endpoint(request: web.Request) -> web.Response:
     """GET /metrics: for a Bearer token of the monitoring or admin role (see also metrics.port)."""
-    snap = request.app[RUNTIME].current
-    try:
-        token = bearer_token(request.headers.get("Authorization"))
-        if token is None:
-            raise InvalidToken("missing")
-        claims = await verified(request, snap, token)
-    except (InvalidToken, MalformedCredentials):
-        return json_error(InvalidToken(), BEARER_CHALLENGE)
-    if claims.role not in METRICS_ROLES:
-        return json_error(Forbidden("only the monitoring and admin roles may read metrics"))
+    await bearer_of_role(request, METRICS_ROLES, "only the monitoring and admin roles may read metrics")
     return metrics_response(request.app[METRICS])
 
 
