@@ -30,7 +30,7 @@ from .revocation import Revocation
 from .revocation_store import StoreUnavailable
 from .rotation import add_next_key, compromise, rotate
 from .runtime import build_snapshot
-from .server import serve
+from .server import run_event_loop, serve
 from .shared import store_revocation
 from .users import USERNAME, read_entries, write_entries
 from .workers import WORKER_ENV, supervise
@@ -60,7 +60,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.workers > 1:
         return supervise(config, host, port, args.workers)
     worker = os.environ.get(WORKER_ENV)
-    asyncio.run(serve(config, host, port, worker=int(worker) if worker else None))
+    run_event_loop(serve(config, host, port, worker=int(worker) if worker else None))
     return 0
 
 

@@ -41,14 +41,15 @@ class Metrics:
         # Children bound once: a labelled lookup per request costs more than the increment.
         self.valid = self.decisions.labels("allowed", "valid")
         self.cache_hit, self.cache_miss = self.cache.labels("hit"), self.cache.labels("miss")
-        self._latency_by_endpoint: dict[str, Histogram] = {}
+        self._children: dict[tuple[str, int], tuple[Histogram, Counter]] = {}
 
     def observe(self, endpoint: str, status: int, seconds: float) -> None:
-        histogram = self._latency_by_endpoint.get(endpoint)
-        if histogram is None:
-            histogram = self._latency_by_endpoint[endpoint] = self.latency.labels(endpoint)
-        histogram.observe(seconds)
-        self.requests.labels(endpoint, str(status)).inc()
+        children = self._children.get((endpoint, status))
+        if children is None:  # a few dozen pairs at most: endpoints x statuses
+            children = (self.latency.labels(endpoint), self.requests.labels(endpoint, str(status)))
+            self._children[endpoint, status] = children
+        children[0].observe(seconds)
+        children[1].inc()
 
 
 class _StateCollector(Collector):

@@ -39,7 +39,24 @@ async def test_bound_evicts_the_oldest_entry(clock: FakeClock) -> None:
 
 
 async def test_keys_are_hashes_not_tokens() -> None:
-    assert cache_key("abc") == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+    assert cache_key("abc").hex() == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+
+
+async def test_entries_behind_the_front_are_still_found(clock: FakeClock) -> None:
+    cache = ValidationCache(10, 300, clock, front_size=2)
+    for i in range(5):
+        await cache.put(f"t{i}", claims(clock.now + 60, sub=str(i)))
+    assert len(cache._front) == 2 and len(cache) == 5
+    assert [(await cache.get(f"t{i}")) is not None for i in range(5)] == [True] * 5
+
+
+async def test_the_ttl_cap_ends_an_entry_before_exp(clock: FakeClock) -> None:
+    cache = ValidationCache(10, 30, clock)
+    await cache.put("t", claims(clock.now + 60))
+    clock.advance(29)
+    assert await cache.get("t") is not None
+    clock.advance(1)
+    assert await cache.get("t") is None
 
 
 async def test_clear_forgets_everything(clock: FakeClock) -> None:
