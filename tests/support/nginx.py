@@ -34,6 +34,15 @@ def nginx_binary() -> str:
     return found
 
 
+MICROCACHE_MARK = "#mc "
+MICROCACHE_PATH = "/var/cache/nginx/llmsec_decisions"
+
+
+def microcache_substitutions(cache_dir: str = "llmsec_decisions") -> dict[str, str]:
+    """Turn on the example's opt-in decision micro-cache, with its cache under the prefix."""
+    return {MICROCACHE_MARK: "", MICROCACHE_PATH: cache_dir}
+
+
 def render_config(
     template: str,
     *,

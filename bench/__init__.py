@@ -1,0 +1,1 @@
+"""`make bench`: the performance harness of llmsec-aio (see bench/README.md)."""
