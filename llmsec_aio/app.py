@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
+import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from . import audit, handlers, sessions
 from .config import Config
@@ -71,6 +74,21 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
                              headers={"Cache-Control": "no-store", **error.headers})
 
 
+class _RedactParserErrors(logging.Filter):
+    """aiohttp logs a request its parser refuses with the offending header line, which may hold
+    a token or a Basic credential: keep the kind of error, drop the text."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, HttpProcessingError):
+            record.msg, record.args = "refused a malformed request: %s %s", (type(exc).__name__, exc.code)
+            record.exc_info = record.exc_text = None
+        return True
+
+
+_REDACTION = _RedactParserErrors()
+
+
 def server_limits(config: Config) -> dict[str, Any]:
     """aiohttp parser limits, raised to at least what the shipped NGINX config lets through (C31)."""
     size = config.server.max_header_size
@@ -89,8 +107,16 @@ async def _shared_state(app: web.Application) -> AsyncIterator[None]:
         yield
 
 
+def _lower_thread_priority() -> None:
+    """bcrypt threads run at the lowest priority (Linux sets it per thread), so a burst of logins
+    never delays the event loop's /validate answers; elsewhere this is a no-op."""
+    with contextlib.suppress(AttributeError, OSError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+
+
 async def _bcrypt_executor(app: web.Application) -> AsyncIterator[None]:
-    executor = ThreadPoolExecutor(max_workers=_bcrypt_workers(), thread_name_prefix="bcrypt")
+    executor = ThreadPoolExecutor(max_workers=_bcrypt_workers(), thread_name_prefix="bcrypt",
+                                  initializer=_lower_thread_priority)
     app[BCRYPT_EXECUTOR] = executor
     yield
     executor.shutdown(wait=False, cancel_futures=True)
@@ -99,6 +125,9 @@ async def _bcrypt_executor(app: web.Application) -> AsyncIterator[None]:
 def create_app(config: Config, *, clock: Clock = time.time,
                runtime: Runtime | None = None) -> web.Application:
     """Build the gateway. Raises ConfigError (at startup) when keys or users cannot be loaded."""
+    server_log = logging.getLogger("aiohttp.server")
+    if _REDACTION not in server_log.filters:
+        server_log.addFilter(_REDACTION)
     app = web.Application(middlewares=[metrics_middleware, error_middleware],
                           client_max_size=MAX_LOGIN_BODY)
     app[RUNTIME] = runtime = runtime or Runtime.from_config(config, clock)

@@ -434,11 +434,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     level = logging.INFO if args.command == "serve" else logging.WARNING
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # Audit events are JSON lines on their own logger: route them apart if you like.
-    audit_handler = logging.StreamHandler()
-    audit_handler.setFormatter(logging.Formatter("%(message)s"))
-    audit_log.addHandler(audit_handler)
-    audit_log.setLevel(logging.INFO)
-    audit_log.propagate = False
+    if not audit_log.handlers:
+        audit_handler = logging.StreamHandler()
+        audit_handler.setFormatter(logging.Formatter("%(message)s"))
+        audit_log.addHandler(audit_handler)
+        audit_log.setLevel(logging.INFO)
+        audit_log.propagate = False
     try:
         return int(args.func(args))
     except ConfigError as exc:

@@ -277,7 +277,7 @@ async def admin_revoke(request: web.Request) -> web.Response:
     claims = await bearer_of_role(request, frozenset({ADMIN_ROLE}), "only the admin role may revoke")
     try:
         body = await request.json()
-    except ValueError:
+    except (ValueError, RecursionError):
         body = None
     keep_for = snap.config.max_ttl + snap.config.leeway
     if isinstance(body, dict) and len(body) == 1 and isinstance(body.get("jti"), str) and body["jti"]:

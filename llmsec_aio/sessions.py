@@ -14,6 +14,7 @@ from . import audit
 from .cookies import cleared_cookie, session_cookie
 from .errors import (
     AuthenticationError,
+    BadRequest,
     Forbidden,
     InvalidToken,
     LoginMethodNotAllowed,
@@ -71,7 +72,10 @@ async def login_form(request: web.Request) -> web.Response:
     if cross_site(request):
         return json_error(Forbidden("a login from another site is refused"))
     snap = request.app[RUNTIME].current
-    form = await request.post()
+    try:
+        form = await request.post()
+    except ValueError:  # not UTF-8, or broken multipart (UnicodeDecodeError is a ValueError)
+        raise BadRequest("the form could not be read") from None
     username, password = _single(form, "username"), _single(form, "password")
     rd = local_redirect(_single(form, "rd") or _single(form, "next")
                         or request.query.get("rd") or request.query.get("next"))

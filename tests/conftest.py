@@ -4,7 +4,8 @@ and a pytest-aiohttp client of the real `create_app`."""
 from __future__ import annotations
 
 import base64
-from collections.abc import Awaitable, Callable
+import logging
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import cast
 
@@ -16,6 +17,7 @@ from pytest_aiohttp import AiohttpClient
 
 from llmsec_aio.app import create_app, server_limits
 from tests.support.deployment import Deployment, FakeClock, make_deployment
+from tests.support.leaks import TEST_PASSWORDS, LeakCapture, LeakScanner
 
 Client = TestClient[Request, Application]
 MakeClient = Callable[..., Awaitable[Client]]
@@ -80,3 +82,31 @@ async def form_login(client: Client, user: str = "web1", password: str = "web1-p
     assert resp.status == 303, await resp.text()
     cookie = resp.cookies["auth_token"].value
     return cookie
+
+
+# Loggers that do not propagate to the root logger, so the leak check listens on them too.
+NON_PROPAGATING_LOGGERS = ("llmsec_aio.audit",)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_secrets_in_logs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LeakCapture]:
+    """Every record the whole run logs (DEBUG up, from every logger) and every *.log file under
+    the run's basetemp (subprocess gateways, nginx) hold no password, hash, key or token."""
+    capture = LeakCapture(LeakScanner(TEST_PASSWORDS))
+    root = logging.getLogger()
+    previous_level = root.level
+    # DEBUG, so what a debug log line would leak is found too, not only what INFO shows.
+    root.setLevel(logging.DEBUG)
+    loggers = [root, *(logging.getLogger(name) for name in NON_PROPAGATING_LOGGERS)]
+    for logger in loggers:
+        logger.addHandler(capture)
+    try:
+        yield capture
+    finally:
+        for logger in loggers:
+            logger.removeHandler(capture)
+        root.setLevel(previous_level)
+    findings = capture.findings + capture.scanner.scan_files(tmp_path_factory.getbasetemp())
+    assert not findings, (f"secrets in logs ({capture.records} records scanned; "
+                          "tests/conftest.py::no_secrets_in_logs checks the whole run):\n"
+                          + "\n".join(map(str, findings[:50])))
