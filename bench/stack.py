@@ -173,28 +173,13 @@ def gateway(dep: Deployment, log_path: Path, commands: list[str],
     base = [sys.executable, "-m", "llmsec_aio", "--config", str(dep.config_path), "serve",
             "--host", "127.0.0.1", "--port", str(port)]
     commands.append(" ".join([*base, *(extra_args or [])]))
-    gw = start_gateway(dep.config_path, log_path, port) if not extra_args else \
-        _start_with_args(base + extra_args, log_path, port)
+    gw = start_gateway(dep.config_path, log_path, port, extra_args=extra_args)
     try:
         yield gw
     finally:
         workers = [pid for pid in process_tree(gw.process.pid) if pid != gw.process.pid]
         stop_gateway(gw)
         _kill_leftovers([pid for pid in workers if _ppid(pid) is not None])
-
-
-def _start_with_args(command: list[str], log_path: Path, port: int) -> GatewayProcess:
-    """tests.support.gateway.start_gateway, for serve options it does not pass (--workers)."""
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    with log_path.open("ab") as log:
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
-    try:
-        wait_for_port("127.0.0.1", port, timeout=20, alive=lambda: process.poll() is None)
-    except Exception:
-        process.kill()
-        process.wait()
-        raise BenchError(f"gateway did not start:\n{log_path.read_text(errors='replace')}") from None
-    return GatewayProcess(process, port, log_path)
 
 
 @contextmanager

@@ -37,13 +37,14 @@ class GatewayProcess:
 
 
 def start_gateway(config_path: Path, log_path: Path, port: int | None = None,
-                  extra_env: dict[str, str] | None = None) -> GatewayProcess:
+                  extra_env: dict[str, str] | None = None,
+                  extra_args: list[str] | None = None) -> GatewayProcess:
     port = port or free_port()
     log = log_path.open("ab")
     env = {**os.environ, "PYTHONUNBUFFERED": "1", **(extra_env or {})}
     process = subprocess.Popen(
         [sys.executable, "-m", "llmsec_aio", "--config", str(config_path), "serve",
-         "--host", "127.0.0.1", "--port", str(port)],
+         "--host", "127.0.0.1", "--port", str(port), *(extra_args or [])],
         stdout=log, stderr=subprocess.STDOUT, env=env,
     )
     log.close()
