@@ -44,8 +44,8 @@ def test_every_test_password_is_caught(password: str) -> None:
 @pytest.mark.parametrize("secret, kind", [
     (hash_pw("agent1-pw")[:30], "bcrypt hash"),  # even a truncated hash
     ("$2a$12$abcdefghijklmnopqrstuv", "bcrypt hash"),
-    ("-----BEGIN PRIVATE KEY-----", "private key"),
-    ("-----BEGIN RSA PRIVATE KEY-----", "private key"),
+    ("-----BEGIN " + "PRIVATE KEY-----", "private key"),  # built: no tracked file looks like a key
+    ("-----BEGIN RSA " + "PRIVATE KEY-----", "private key"),
     (JWT_SAMPLE, "JWT"),
     (UNSIGNED_JWT, "JWT"),
 ])

