@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import base64
 import logging
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import cast
 
@@ -18,6 +18,7 @@ from pytest_aiohttp import AiohttpClient
 from llmsec_aio.app import create_app, server_limits
 from tests.support.deployment import Deployment, FakeClock, make_deployment
 from tests.support.leaks import TEST_PASSWORDS, LeakCapture, LeakScanner
+from tests.support.stub_llm import StubLLM, running_stub
 
 Client = TestClient[Request, Application]
 MakeClient = Callable[..., Awaitable[Client]]
@@ -37,6 +38,13 @@ def ed_key() -> ed25519.Ed25519PrivateKey:
 def deployment(tmp_path: Path, rsa_key: rsa.RSAPrivateKey,
                ed_key: ed25519.Ed25519PrivateKey) -> Deployment:
     return make_deployment(tmp_path, rsa_key, ed_key)
+
+
+@pytest.fixture
+async def stub() -> AsyncIterator[StubLLM]:
+    """The stand-in LLM server (OpenAI-compatible, streams SSE) on a free loopback port."""
+    async with running_stub() as s:
+        yield s
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import os
 import secrets
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
@@ -24,7 +24,7 @@ from tests.support.gateway import GatewayProcess, running_gateway
 from tests.support.jwtcraft import b64u, b64u_json
 from tests.support.livestack import http_session, nginx_stack
 from tests.support.nginx import NginxInstance, running_nginx
-from tests.support.stub_llm import StubLLM, running_stub
+from tests.support.stub_llm import StubLLM
 
 MB = 1024 * 1024
 BURST = 2000
@@ -136,14 +136,14 @@ async def test_a_live_gateway_survives_its_keys_folder_turning_into_a_file(
             jwks = await fetch(http, f"{gw.base_url}/.well-known/jwks.json")
             deployment.keys_dir.rename(aside)
             deployment.keys_dir.write_text("not a folder\n")
-            await wait_for_log(gw, "reload (file change) failed", count=1)
+            await gw.wait_for_log("reload (file change) failed", count=1)
             assert await validate(http, gw.base_url, token) == 200
             assert await fetch(http, f"{gw.base_url}/.well-known/jwks.json") == jwks
             assert await validate(http, gw.base_url, await gateway_login(http, gw.base_url)) == 200
 
             deployment.keys_dir.unlink()
             aside.rename(deployment.keys_dir)
-            await wait_for_log(gw, "reload (file change) done", count=1)
+            await gw.wait_for_log("reload (file change) done", count=1)
             assert await validate(http, gw.base_url, token) == 200
             assert await fetch(http, f"{gw.base_url}/.well-known/jwks.json") == jwks
 
@@ -165,20 +165,7 @@ async def fetch(http: aiohttp.ClientSession, url: str) -> tuple[int, str, bytes]
         return r.status, r.headers.get("ETag", ""), await r.read()
 
 
-async def wait_for_log(gw: GatewayProcess, text: str, count: int) -> None:
-    deadline = time.monotonic() + 10
-    while gw.log_text().count(text) < count:
-        assert time.monotonic() < deadline, gw.log_text()[-3000:]
-        await asyncio.sleep(0.05)
-
-
 # ---- (b) a burst of 2,000 concurrent requests through NGINX ---------------------------------
-
-@pytest.fixture
-async def stub() -> AsyncIterator[StubLLM]:
-    async with running_stub() as s:
-        yield s
-
 
 @pytest.fixture
 def burst_gateway(deployment: Deployment, tmp_path: Path) -> Iterator[GatewayProcess]:

@@ -16,7 +16,7 @@ from multidict import CIMultiDict, CIMultiDictProxy
 
 from tests.support.appserver import RunningApp, running_app
 from tests.support.nginx import NginxInstance, running_nginx
-from tests.support.stub_llm import RecordedRequest, StubLLM, running_stub
+from tests.support.stub_llm import RecordedRequest, StubLLM
 
 pytestmark = pytest.mark.e2e
 
@@ -60,12 +60,6 @@ class FakeGateway:
 
     def requests_to(self, path: str) -> list[RecordedRequest]:
         return [r for r in self.requests if r.path == path]
-
-
-@pytest.fixture
-async def stub() -> AsyncIterator[StubLLM]:
-    async with running_stub() as s:
-        yield s
 
 
 @pytest.fixture

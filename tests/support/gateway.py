@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -29,6 +31,13 @@ class GatewayProcess:
 
     def signal(self, sig: int) -> None:
         self.process.send_signal(sig)
+
+    async def wait_for_log(self, text: str, count: int = 1, within: float = 10.0) -> None:
+        """Wait until `text` has been logged `count` times; fail if that takes `within` s."""
+        start = time.monotonic()
+        while self.log_text().count(text) < count:
+            assert time.monotonic() - start < within, self.log_text()[-3000:]
+            await asyncio.sleep(0.02)
 
     def rss_bytes(self) -> int:
         status = Path(f"/proc/{self.process.pid}/status").read_text()
