@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 if TYPE_CHECKING:
@@ -34,13 +34,10 @@ class Metrics:
         self.logins = Counter("llmsec_logins", "Login attempts by method and outcome",
                               ["method", "outcome"], registry=r)
         self.bans = Counter("llmsec_login_bans", "Login bans started", registry=r)
-        self.cache = Counter("llmsec_validation_cache_lookups", "Validation cache lookups",
-                             ["result"], registry=r)
         self.reloads = Counter("llmsec_reloads", "Reloads by outcome", ["outcome"], registry=r)
         r.register(_StateCollector(runtime, shared))
         # Children bound once: a labelled lookup per request costs more than the increment.
         self.valid = self.decisions.labels("allowed", "valid")
-        self.cache_hit, self.cache_miss = self.cache.labels("hit"), self.cache.labels("miss")
         self._children: dict[tuple[str, int], tuple[Histogram, Counter]] = {}
 
     def observe(self, endpoint: str, status: int, seconds: float) -> None:
@@ -83,8 +80,14 @@ class _StateCollector(Collector):
         yield GaugeMetricFamily("llmsec_last_reload_timestamp_seconds",
                                 "When the last reload was tried (0: none yet)",
                                 value=last.at if last else 0)
+        cache = self.runtime.cache
+        lookups = CounterMetricFamily("llmsec_validation_cache_lookups", "Validation cache lookups",
+                                      labels=["result"])
+        lookups.add_metric(["hit"], cache.hits)
+        lookups.add_metric(["miss"], cache.misses)
+        yield lookups
         yield GaugeMetricFamily("llmsec_validation_cache_entries", "Tokens in the validation cache",
-                                value=len(self.runtime.cache))
+                                value=len(cache))
         shared = self.shared()
         if shared is not None:
             yield GaugeMetricFamily("llmsec_revocations", "Revocations in force on this instance",
