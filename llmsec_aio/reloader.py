@@ -4,10 +4,10 @@ scheduled key rotation. Runs inside `serve`; the HTTP layer knows nothing of it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -51,18 +51,13 @@ def fingerprint(config: Config) -> tuple[tuple[str, int, int], ...]:
     return tuple(out)
 
 
-async def reload_quietly(runtime: Runtime, trigger: str, on_done: Callable[[], None]) -> bool:
-    """Reload and report; a broken config is logged by the runtime and leaves the old state."""
-    try:
+async def reload_quietly(runtime: Runtime, trigger: str) -> None:
+    """Reload; a broken config is logged and reported by the runtime and leaves the old state."""
+    with contextlib.suppress(ConfigError):
         await runtime.reload(trigger)
-        return True
-    except ConfigError:
-        return False
-    finally:
-        on_done()
 
 
-async def watch(runtime: Runtime, interval: float, on_done: Callable[[], None]) -> None:
+async def watch(runtime: Runtime, interval: float) -> None:
     """Poll the watched files; reload once per change. Polling (not inotify) also sees files
     swapped by rename, on bind mounts and in Kubernetes ConfigMaps."""
     seen = fingerprint(runtime.current.config)
@@ -72,10 +67,10 @@ async def watch(runtime: Runtime, interval: float, on_done: Callable[[], None]) 
         if current != seen:
             # A change made while this reload runs differs from `seen` and triggers the next one.
             seen = current
-            await reload_quietly(runtime, "file change", on_done)
+            await reload_quietly(runtime, "file change")
 
 
-async def rotate_if_due(runtime: Runtime, on_done: Callable[[], None]) -> bool:
+async def rotate_if_due(runtime: Runtime) -> bool:
     """Rotate (and reload) when the active key is older than `keys.rotate_every`."""
     config = runtime.current.config
     active = runtime.current.keyring.signing
@@ -88,16 +83,16 @@ async def rotate_if_due(runtime: Runtime, on_done: Callable[[], None]) -> bool:
         log.error("scheduled key rotation failed: %s", exc)
         return False
     log.info("scheduled key rotation: %s", "; ".join(outcome.lines))
-    await reload_quietly(runtime, "scheduled rotation", on_done)
+    await reload_quietly(runtime, "scheduled rotation")
     return True
 
 
-async def rotate_on_schedule(runtime: Runtime, on_done: Callable[[], None]) -> None:
+async def rotate_on_schedule(runtime: Runtime) -> None:
     """`keys.rotate_every`: check a tenth as often as it asks (at most once a minute)."""
     while True:
         every = runtime.current.config.keys.rotate_every
         await asyncio.sleep(min(60.0, every / 10) if every else 60.0)
-        await rotate_if_due(runtime, on_done)
+        await rotate_if_due(runtime)
 
 
 def status_document(runtime: Runtime, host: str, port: int) -> dict[str, Any]:

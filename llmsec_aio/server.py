@@ -114,11 +114,12 @@ async def serve(config: Config, host: str, port: int, worker: int | None = None)
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    loop.add_signal_handler(signal.SIGHUP, lambda: spawn(reload_quietly(runtime, "SIGHUP", publish_status)))
+    runtime.on_reload.append(lambda outcome: publish_status())
+    loop.add_signal_handler(signal.SIGHUP, lambda: spawn(reload_quietly(runtime, "SIGHUP")))
     if config.server.watch_interval:
-        spawn(watch(runtime, config.server.watch_interval, publish_status))
+        spawn(watch(runtime, config.server.watch_interval))
     if leader:
-        spawn(rotate_on_schedule(runtime, publish_status))
+        spawn(rotate_on_schedule(runtime))
     try:
         await stop.wait()
     finally:

@@ -129,11 +129,12 @@ async def test_scheduled_rotation_runs_when_the_active_key_is_old_enough(
     deployment.write()
     client = await make_client()
     runtime = client.app[RUNTIME]
-    done: list[bool] = []
-    assert not await rotate_if_due(runtime, lambda: done.append(True))
+    done: list[str] = []
+    runtime.on_reload.append(lambda outcome: done.append(outcome.trigger))
+    assert not await rotate_if_due(runtime)
     clock.advance(3600)
-    assert await rotate_if_due(runtime, lambda: done.append(True))
-    assert done == [True] and runtime.reloads[-1].trigger == "scheduled rotation"
+    assert await rotate_if_due(runtime)
+    assert done == ["scheduled rotation"] and runtime.reloads[-1].ok
     signing = runtime.current.keyring.signing
     assert signing.kid not in (deployment.ed_kid, deployment.rsa_kid) and signing.alg == "EdDSA"
     assert jwt.get_unverified_header(await login(client))["kid"] == signing.kid
