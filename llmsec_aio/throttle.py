@@ -42,7 +42,6 @@ class LoginThrottle:
         self.shared = shared or self.local  # an aiocache cache: Redis when instances share
         self.clock = clock
         self.on_state = on_state
-        self.bans = 0
 
     async def _call(self, method: str, *args: Any, **kwargs: Any) -> Any:
         """Run on the shared cache; on failure, on the local one (and say so once)."""
@@ -83,7 +82,6 @@ class LoginThrottle:
             if count >= limit:
                 await self._call("set", f"{key}:ban", self.clock() + limits.ban, ttl=limits.ban)
                 await self._call("delete", key)
-                self.bans += 1
                 banned = True
                 log.warning("login ban for %d s after %d failures (%s)", limits.ban, count,
                             "username and client" if key == pair else "client")
